@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian/Ubuntu machine, as root:
+# podman (runc, cgroupfs), debootstrap, Prometheus' promtool, and a project virtualenv in .venv.
+# Idempotent: a second run only checks.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$LLMOPS_ROOT"
+
+SUDO=""
+[[ $(id -u) -eq 0 ]] || SUDO="sudo"
+system_packages=(podman runc debootstrap slirp4netns uidmap fuse-overlayfs iproute2
+                 prometheus prometheus-node-exporter python3-venv python3-dev git curl)
+missing=()
+for pkg in "${system_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian packages start Prometheus and node exporter on the host where systemd runs;
+# the project only needs their binaries here (promtool, and servers its tests start themselves).
+for svc in prometheus prometheus-node-exporter; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  fi
+done
+
+PYTHON="${PYTHON:-python3}"
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [[ ! -f "$stamp" ]]; then
+  [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+echo "setup complete: $(.venv/bin/ansible --version | head -1), $(podman --version)"

@@ -1,0 +1,1 @@
+"""Subcommands of the `llmops` CLI, one module each."""

@@ -1,0 +1,368 @@
+"""The placement problem in aggregate form: pool groups, candidate replica configurations, CP-SAT model.
+
+Nothing here is per node. The optimiser decides
+- for every pool group an integer number of open nodes, and
+- for every (model, pool group, replica option) an integer number of replicas;
+the per-node and per-GPU assignment is done afterwards by `assignment.assign_replicas`.
+
+Quantisation (the problem the planner solves exactly): capacities are counted in units of
+1/CAPACITY_UNITS_PER_RPS requests/s rounded DOWN and demands rounded UP, so a plan that meets
+demand in units also meets it in requests/s; node prices are counted in 1/COST_UNITS_PER_DOLLAR
+dollars. `cost_rounding_error` bounds what the price rounding can change in the objective.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ortools.sat.python import cp_model
+
+from llmops.catalog import GpuType, ModelArchitecture
+
+from .fleet import ResolvedPool, resolve_inputs
+from .spec import Fleet, ModelDeployment, ModelsFile, Spread
+
+CAPACITY_UNITS_PER_RPS = 10_000
+COST_UNITS_PER_DOLLAR = 10_000
+
+
+@dataclass(frozen=True)
+class PoolGroup:
+    """Pools whose nodes are interchangeable for the plan: same GPU type, GPUs per node, zone and price.
+
+    Merging them keeps the optimisation small (one node-count variable per group) and loses
+    nothing: any node of the group can stand in for any other.
+    """
+
+    gpu_type: GpuType
+    gpus_per_node: int
+    zone: str
+    node_hourly_cost: float
+    pools: tuple[ResolvedPool, ...]
+
+    @property
+    def name(self) -> str:
+        return "+".join(pool.name for pool in self.pools)
+
+    @property
+    def max_nodes(self) -> int:
+        return sum(len(pool.node_names) for pool in self.pools)
+
+    @property
+    def cost_units(self) -> int:
+        return round(self.node_hourly_cost * COST_UNITS_PER_DOLLAR)
+
+    def node_slots(self) -> list[tuple[ResolvedPool, str]]:
+        """Every node the group may open, in the order the plan opens them."""
+        return [(pool, node) for pool in self.pools for node in pool.node_names]
+
+    def groups_per_node(self, tensor_parallel: int) -> int:
+        return self.gpus_per_node // tensor_parallel
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run replicas of one model: a replica option on the nodes of one pool group."""
+
+    model: int
+    group: int
+    option: object  # llmops.planning.options.ReplicaOption
+    capacity_units: int
+
+    @property
+    def tensor_parallel(self) -> int:
+        return self.option.tensor_parallel
+
+
+@dataclass
+class PlacementProblem:
+    deployments: list[ModelDeployment]
+    architectures: dict[str, ModelArchitecture]
+    groups: list[PoolGroup]
+    candidates: list[Candidate]
+    candidates_of_model: dict[int, list[int]]
+    no_option_reason: dict[int, str] = field(default_factory=dict)
+    candidates_of_group: dict[int, list[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.candidates_of_group = {g: [] for g in range(len(self.groups))}
+        for index, cand in enumerate(self.candidates):
+            self.candidates_of_group[cand.group].append(index)
+
+    def demand_units(self, model: int) -> int:
+        return math.ceil(self.deployments[model].traffic.requests_per_second * CAPACITY_UNITS_PER_RPS)
+
+    def zones_of_model(self, model: int) -> list[str]:
+        return sorted({self.groups[self.candidates[c].group].zone for c in self.candidates_of_model[model]})
+
+    def needs_zone_spread(self, model: int) -> bool:
+        """spread=zone binds only where the model has a feasible option in at least two zones."""
+        return self.deployments[model].spread == Spread.zone and len(self.zones_of_model(model)) >= 2
+
+    def replica_upper_bound(self, candidate: int) -> int:
+        """Most replicas of one candidate some optimal plan uses.
+
+        More than max(min_replicas, ceil(demand / capacity)) replicas of a single option are never
+        needed: dropping one keeps demand (that option alone covers it), min_replicas, and every
+        zone and node already used (the option still has a replica there), and uses fewer GPUs.
+        """
+        cand = self.candidates[candidate]
+        group = self.groups[cand.group]
+        deployment = self.deployments[cand.model]
+        by_nodes = group.max_nodes * group.groups_per_node(cand.tensor_parallel)
+        if deployment.spread == Spread.node:
+            by_nodes = min(by_nodes, group.max_nodes)
+        by_demand = max(deployment.min_replicas, math.ceil(self.demand_units(cand.model) / cand.capacity_units), 1)
+        return min(by_nodes, by_demand)
+
+    def cost_rounding_error(self) -> float:
+        """Largest change the price rounding to cost units can make to any plan's objective."""
+        return sum(
+            group.max_nodes * abs(group.cost_units / COST_UNITS_PER_DOLLAR - group.node_hourly_cost)
+            for group in self.groups
+        )
+
+
+def group_pools(pools: Sequence[ResolvedPool]) -> list[PoolGroup]:
+    """Merge interchangeable pools, keeping the fleet's order; pools without nodes are left out."""
+    members: dict[tuple, list[ResolvedPool]] = {}
+    for pool in pools:
+        if not pool.node_names:
+            continue
+        key = (pool.gpu_type.name, pool.gpus_per_node, pool.zone, pool.node_hourly_cost)
+        members.setdefault(key, []).append(pool)
+    return [
+        PoolGroup(
+            gpu_type=grouped[0].gpu_type,
+            gpus_per_node=grouped[0].gpus_per_node,
+            zone=grouped[0].zone,
+            node_hourly_cost=grouped[0].node_hourly_cost,
+            pools=tuple(grouped),
+        )
+        for grouped in members.values()
+    ]
+
+
+def prune_dominated(options: Sequence, precision_order: Sequence[str]) -> list:
+    """Drop options another option beats: no more GPUs and at least the same capacity.
+
+    Exact: swapping a dominated replica for its dominator keeps the replica count, zone and node,
+    meets the same demand, and needs no more GPUs (powers of two pack at least as well).
+    Ties keep the precision the user listed first.
+    """
+    ranked = sorted(
+        options,
+        key=lambda o: (o.tensor_parallel, -o.capacity_requests_per_second, precision_order.index(o.precision)),
+    )
+    kept: list = []
+    for option in ranked:
+        if any(
+            k.tensor_parallel <= option.tensor_parallel
+            and k.capacity_requests_per_second >= option.capacity_requests_per_second
+            for k in kept
+        ):
+            continue
+        kept.append(option)
+    return kept
+
+
+def build_problem(fleet: Fleet, models: ModelsFile) -> PlacementProblem:
+    """Resolve the inputs and list every non-dominated candidate for every model."""
+    from .options import explain_no_option, replica_options
+
+    pools, architectures = resolve_inputs(fleet, models)
+    groups = group_pools(pools)
+    candidates: list[Candidate] = []
+    candidates_of_model: dict[int, list[int]] = {}
+    no_option_reason: dict[int, str] = {}
+    for model_index, deployment in enumerate(models.models):
+        candidates_of_model[model_index] = []
+        options_by_shape: dict[tuple[str, int], list] = {}
+        for group_index, group in enumerate(groups):
+            shape = (group.gpu_type.name, group.gpus_per_node)
+            if shape not in options_by_shape:
+                options = replica_options(deployment, group.gpu_type, group.gpus_per_node)
+                options_by_shape[shape] = prune_dominated(options, deployment.precisions)
+            for option in options_by_shape[shape]:
+                units = math.floor(option.capacity_requests_per_second * CAPACITY_UNITS_PER_RPS)
+                if units <= 0:
+                    continue
+                candidates_of_model[model_index].append(len(candidates))
+                candidates.append(Candidate(model_index, group_index, option, units))
+        if not candidates_of_model[model_index]:
+            no_option_reason[model_index] = _no_option_reason(deployment, pools, explain_no_option)
+    return PlacementProblem(
+        deployments=list(models.models),
+        architectures=architectures,
+        groups=groups,
+        candidates=candidates,
+        candidates_of_model=candidates_of_model,
+        no_option_reason=no_option_reason,
+    )
+
+
+def _no_option_reason(deployment: ModelDeployment, pools: Sequence[ResolvedPool], explain: Callable) -> str:
+    """Why nothing fits, told for the pool that comes closest: the most GPU memory per node."""
+    usable = [pool for pool in pools if pool.node_names]
+    if not usable:
+        return "the fleet has no nodes to open (every pool has max_nodes 0 or an empty node list)"
+    closest = max(usable, key=lambda p: (p.gpu_type.memory_gib * p.gpus_per_node, p.gpu_type.memory_gib))
+    return explain(deployment, closest.gpu_type, closest.gpus_per_node)
+
+
+# --------------------------------------------------------------------------------------------
+# The CP-SAT model: one function per variable family, constraint family and objective term.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AggregateModel:
+    problem: PlacementProblem
+    cp: cp_model.CpModel
+    nodes: list[cp_model.IntVar]
+    replicas: list[cp_model.IntVar]
+    served: dict[int, cp_model.IntVar | int]
+    """Per placeable model: 1 (must be served) or a Boolean variable (served when capacity allows)."""
+
+
+def node_count_variables(cp: cp_model.CpModel, groups: Sequence[PoolGroup]) -> list[cp_model.IntVar]:
+    """Pool size limits: a cloud pool opens 0..max_nodes nodes, a fixed pool any number of its machines."""
+    return [cp.new_int_var(0, group.max_nodes, f"nodes[{group.name}]") for group in groups]
+
+
+def replica_variables(cp: cp_model.CpModel, problem: PlacementProblem) -> list[cp_model.IntVar]:
+    return [
+        cp.new_int_var(0, problem.replica_upper_bound(index), f"replicas[{index}]")
+        for index in range(len(problem.candidates))
+    ]
+
+
+def add_demand_met(model: AggregateModel, model_index: int) -> None:
+    """Served models get at least their demand in sustainable capacity (within SLO by construction)."""
+    problem = model.problem
+    capacity = sum(
+        problem.candidates[c].capacity_units * model.replicas[c] for c in problem.candidates_of_model[model_index]
+    )
+    model.cp.add(capacity >= problem.demand_units(model_index) * model.served[model_index])
+
+
+def add_min_replicas(model: AggregateModel, model_index: int) -> None:
+    """Served models run at least min_replicas replicas; unserved models run none."""
+    problem = model.problem
+    count = sum(model.replicas[c] for c in problem.candidates_of_model[model_index])
+    model.cp.add(count >= problem.deployments[model_index].min_replicas * model.served[model_index])
+    upper = sum(problem.replica_upper_bound(c) for c in problem.candidates_of_model[model_index])
+    model.cp.add(count <= upper * model.served[model_index])
+
+
+def add_gpus_per_group(model: AggregateModel, group_index: int) -> None:
+    """Tensor-parallel groups fit in the open nodes, each inside one node.
+
+    For every TP size t used in the group: the GPUs of replicas with TP >= t fit in
+    t * floor(gpus_per_node / t) GPUs per node. These are exactly the conditions under which
+    first-fit by decreasing TP packs every replica (all sizes >= t are multiples of t, so each
+    node's used GPUs are a multiple of t when size t is placed); with gpus_per_node a power of
+    two they collapse into the plain GPU count.
+    """
+    problem = model.problem
+    group = problem.groups[group_index]
+    members = problem.candidates_of_group[group_index]
+    for size in sorted({problem.candidates[c].tensor_parallel for c in members}):
+        usable = size * group.groups_per_node(size)
+        larger = [c for c in members if problem.candidates[c].tensor_parallel >= size]
+        model.cp.add(
+            sum(problem.candidates[c].tensor_parallel * model.replicas[c] for c in larger)
+            <= usable * model.nodes[group_index]
+        )
+
+
+def add_zone_spread(model: AggregateModel, model_index: int) -> None:
+    """spread=zone: replicas in at least two zones when the model has options in two or more."""
+    problem = model.problem
+    if not problem.needs_zone_spread(model_index):
+        return
+    present = []
+    for zone in problem.zones_of_model(model_index):
+        in_zone = [
+            c for c in problem.candidates_of_model[model_index] if problem.groups[problem.candidates[c].group].zone == zone
+        ]
+        used = model.cp.new_bool_var(f"zone_used[{model_index},{zone}]")
+        model.cp.add(sum(model.replicas[c] for c in in_zone) >= used)
+        present.append(used)
+    model.cp.add(sum(present) >= 2 * model.served[model_index])
+
+
+def add_node_spread(model: AggregateModel, model_index: int) -> None:
+    """spread=node: no two replicas of the model on one node, so at most one per open node."""
+    problem = model.problem
+    if problem.deployments[model_index].spread != Spread.node:
+        return
+    by_group: dict[int, list[int]] = {}
+    for c in problem.candidates_of_model[model_index]:
+        by_group.setdefault(problem.candidates[c].group, []).append(c)
+    for group_index, members in by_group.items():
+        model.cp.add(sum(model.replicas[c] for c in members) <= model.nodes[group_index])
+
+
+def add_gpu_cost_floor(model: AggregateModel, model_index: int, floor_cost_units: int) -> None:
+    """Valid cut: a served model's replicas cost at least its own cheapest stand-alone GPU cost.
+
+    `floor_cost_units` comes from `bounds.model_gpu_cost_floor` (a lower bound on that cost over
+    all integer replica mixes), so every feasible plan satisfies it; it only tightens the relaxation.
+    """
+    if floor_cost_units <= 0:
+        return
+    problem = model.problem
+    terms = []
+    for c in problem.candidates_of_model[model_index]:
+        cand = problem.candidates[c]
+        group = problem.groups[cand.group]
+        # Per-GPU price rounded down keeps the cut valid.
+        terms.append(math.floor(group.cost_units * cand.tensor_parallel / group.gpus_per_node) * model.replicas[c])
+    model.cp.add(sum(terms) >= floor_cost_units * model.served[model_index])
+
+
+def node_cost_term(model: AggregateModel) -> cp_model.LinearExpr:
+    """Objective term: hourly price of the open nodes, in cost units."""
+    return sum(group.cost_units * model.nodes[g] for g, group in enumerate(model.problem.groups))
+
+
+def served_term(model: AggregateModel, model_indices: Sequence[int]) -> cp_model.LinearExpr:
+    """Objective term for the priority stages: how many of these models are served."""
+    return sum(model.served[m] for m in model_indices)
+
+
+def build_aggregate_model(
+    problem: PlacementProblem,
+    placeable: Sequence[int],
+    must_serve: Sequence[int],
+    cost_floors: dict[int, int],
+) -> AggregateModel:
+    """All constraint families for the placeable models; `must_serve` ones are served for sure."""
+    cp = cp_model.CpModel()
+    model = AggregateModel(
+        problem=problem,
+        cp=cp,
+        nodes=node_count_variables(cp, problem.groups),
+        replicas=replica_variables(cp, problem),
+        served={},
+    )
+    must = set(must_serve)
+    for m in placeable:
+        model.served[m] = 1 if m in must else cp.new_bool_var(f"served[{m}]")
+    placeable_set = set(placeable)
+    for m, members in problem.candidates_of_model.items():
+        if m not in placeable_set:
+            for c in members:
+                cp.add(model.replicas[c] == 0)
+    for m in placeable:
+        add_demand_met(model, m)
+        add_min_replicas(model, m)
+        add_zone_spread(model, m)
+        add_node_spread(model, m)
+        add_gpu_cost_floor(model, m, cost_floors.get(m, 0))
+    for g in range(len(problem.groups)):
+        add_gpus_per_group(model, g)
+    return model

@@ -1,0 +1,72 @@
+"""The plan: the planner's only output, read by the CLI, the module, the serving renderers and pulumi/.
+
+Field names are the published interface (docs/planner.md); do not rename them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanNode(_Out):
+    name: str
+    pool: str
+    zone: str
+    gpu_type: str
+    gpus: int
+    hourly_cost: float
+
+
+class PlanReplica(_Out):
+    model: str
+    node: str
+    gpu_indices: list[int]
+    gpu_type: str
+    precision: str
+    tensor_parallel: int
+    memory_per_gpu_gib: float
+    capacity_requests_per_second: float
+
+
+class PlanModel(_Out):
+    name: str
+    params_billion: float
+    kv_bytes_per_token_bf16: int
+    demand_requests_per_second: float
+    capacity_requests_per_second: float
+    ttft_ms: float | None = Field(description="Worst TTFT among the model's replica configs; None if unserved.")
+    tpot_ms: float | None = Field(description="Worst TPOT among the model's replica configs; None if unserved.")
+    replicas: int
+    served: bool
+
+
+class Unplaced(_Out):
+    model: str
+    reason: str
+
+
+class Plan(_Out):
+    status: Literal["optimal", "feasible", "partial"]
+    cost_per_hour: float
+    lower_bound_per_hour: float
+    solve_seconds: float
+    nodes: list[PlanNode]
+    replicas: list[PlanReplica]
+    models: list[PlanModel]
+    unplaced: list[Unplaced]
+
+    @property
+    def gap(self) -> float:
+        """Relative distance from the lower bound: 0.0 means proven optimal."""
+        if self.cost_per_hour <= 0:
+            return 0.0
+        return max(0.0, (self.cost_per_hour - self.lower_bound_per_hour) / self.cost_per_hour)
+
+    def to_json_dict(self) -> dict:
+        return self.model_dump(mode="json")

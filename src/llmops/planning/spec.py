@@ -1,0 +1,214 @@
+"""Planner inputs: the fleet file and the models file, as validated pydantic models.
+
+These are the user-facing contract (docs/planner.md). Every field carries a description, and
+`load_inputs` turns validation errors into one line per problem naming the field path
+(`models[2].traffic.requests_per_second: must be > 0`).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+Precision = Annotated[str, Field(pattern=r"^(bf16|fp8|int8|int4)$")]
+PRECISIONS = ("bf16", "fp8", "int8", "int4")
+
+
+def _dns_label(value: str) -> str:
+    if not DNS_LABEL.match(value):
+        raise ValueError("must be a DNS label: lowercase letters, digits and '-', at most 63 characters")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Pool(Strict):
+    """A group of identical GPU nodes in one zone: a cloud pool (max_nodes) or fixed machines (nodes)."""
+
+    name: str = Field(description="Unique pool name (DNS label); cloud nodes are named <pool>-<i>.")
+    instance_type: str | None = Field(
+        default=None, description="AWS instance type; fills gpu_type, gpus_per_node and node_hourly_cost."
+    )
+    gpu_type: str | None = Field(default=None, description="GPU catalog key, e.g. H100-SXM-80GB.")
+    gpus_per_node: int | None = Field(default=None, gt=0, le=16, description="GPUs in each node.")
+    node_hourly_cost: float | None = Field(default=None, ge=0, description="Cost of one node per hour.")
+    zone: str = Field(min_length=1, description="Availability zone or data-center row.")
+    max_nodes: int | None = Field(default=None, ge=0, description="Cloud pool: the plan picks 0..max_nodes.")
+    nodes: list[str] | None = Field(default=None, description="Existing machines the plan may use.")
+
+    _check_name = field_validator("name")(_dns_label)
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique_nodes(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("node names must be unique")
+        return value
+
+    @model_validator(mode="after")
+    def _one_size_source(self) -> Pool:
+        if (self.max_nodes is None) == (self.nodes is None):
+            raise ValueError("give exactly one of max_nodes (cloud pool) or nodes (existing machines)")
+        return self
+
+    def node_names(self) -> list[str]:
+        """Every node this pool may contribute, in order."""
+        if self.nodes is not None:
+            return list(self.nodes)
+        return [f"{self.name}-{i}" for i in range(self.max_nodes or 0)]
+
+
+class Fleet(Strict):
+    pools: list[Pool] = Field(min_length=1, description="GPU pools available to the plan.")
+
+    @field_validator("pools")
+    @classmethod
+    def _unique(cls, pools: list[Pool]) -> list[Pool]:
+        names = [p.name for p in pools]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"pool names must be unique; repeated: {', '.join(duplicates)}")
+        node_names = [n for p in pools for n in p.node_names()]
+        repeated = sorted({n for n in node_names if node_names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"node names must be unique across pools; repeated: {', '.join(repeated)}")
+        return pools
+
+
+class Traffic(Strict):
+    requests_per_second: float = Field(gt=0, description="Mean arrival rate to serve.")
+    input_tokens: int = Field(gt=0, description="Mean prompt length in tokens.")
+    output_tokens: int = Field(gt=0, description="Mean generated length in tokens.")
+
+
+class Slo(Strict):
+    ttft_ms: float = Field(gt=0, description="Time-to-first-token target, milliseconds.")
+    tpot_ms: float = Field(gt=0, description="Time-per-output-token target, milliseconds.")
+
+
+class Spread(str, Enum):
+    zone = "zone"
+    node = "node"
+    none = "none"
+
+
+class ModelDeployment(Strict):
+    name: str = Field(description="Unique deployment name (DNS label).")
+    architecture: str | None = Field(default=None, description="Model catalog key, e.g. llama-3.1-70b.")
+    hf_config: str | None = Field(default=None, description="Path to a Hugging Face config.json.")
+    precisions: list[Precision] = Field(
+        default_factory=lambda: ["bf16"], min_length=1, description="Allowed weight precisions."
+    )
+    max_context_tokens: int = Field(gt=0, description="Longest prompt+output a request may have.")
+    traffic: Traffic
+    slo: Slo
+    min_replicas: int = Field(default=1, ge=0, description="Replicas to run even when demand needs fewer.")
+    spread: Spread = Field(default=Spread.zone, description="zone | node | none.")
+    priority: int = Field(default=0, description="Higher is served first when capacity is short.")
+
+    _check_name = field_validator("name")(_dns_label)
+
+    @model_validator(mode="after")
+    def _one_architecture_source(self) -> ModelDeployment:
+        if (self.architecture is None) == (self.hf_config is None):
+            raise ValueError("give exactly one of architecture (catalog key) or hf_config (config.json path)")
+        return self
+
+
+class ModelsFile(Strict):
+    models: list[ModelDeployment] = Field(min_length=1, description="Models to serve.")
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, models: list[ModelDeployment]) -> list[ModelDeployment]:
+        names = [m.name for m in models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+        return models
+
+
+class InputError(ValueError):
+    """Invalid planner input; `problems` holds one 'field.path: message' line each."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _path(root: str, loc: tuple[Any, ...]) -> str:
+    text = root
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind, ctx = err["type"], err.get("ctx", {})
+    if kind == "greater_than":
+        return f"must be > {ctx['gt']}"
+    if kind == "greater_than_equal":
+        return f"must be >= {ctx['ge']}"
+    if kind == "less_than_equal":
+        return f"must be <= {ctx['le']}"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "string_pattern_mismatch" and "bf16" in str(ctx.get("pattern", "")):
+        return f"must be one of {', '.join(PRECISIONS)}"
+    if kind == "enum":
+        return f"must be one of {ctx.get('expected', '')}".replace("'", "")
+    msg = err["msg"]
+    return msg.removeprefix("Value error, ")
+
+
+def format_validation_error(exc: ValidationError, root: str = "") -> list[str]:
+    return [f"{_path(root, err['loc']) or root or '<file>'}: {_message(err)}" for err in exc.errors()]
+
+
+def _read_yaml(path: str | Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except OSError as exc:
+        raise InputError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except yaml.YAMLError as exc:
+        raise InputError([f"{path}: not valid YAML ({exc})"]) from exc
+
+
+def parse_fleet(data: Any) -> Fleet:
+    try:
+        return Fleet.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc)) from exc
+
+
+def parse_models(data: Any) -> ModelsFile:
+    try:
+        return ModelsFile.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc)) from exc
+
+
+def load_fleet(path: str | Path) -> Fleet:
+    return parse_fleet(_read_yaml(path))
+
+
+def load_models(path: str | Path) -> ModelsFile:
+    """Load a models file; relative hf_config paths are resolved against the file's folder."""
+    data = _read_yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("models"), list):
+        base = Path(path).resolve().parent
+        for entry in data["models"]:
+            if isinstance(entry, dict) and isinstance(entry.get("hf_config"), str):
+                entry["hf_config"] = str(base / entry["hf_config"])
+    return parse_models(data)
