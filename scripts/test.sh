@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly what CI runs (.ci/run). From a fresh clone, as root, it installs
+# what it needs (scripts/setup.sh), then runs: lint (ruff, ansible-lint production profile),
+# pytest (unit, property, collection, Pulumi-mock and live-Prometheus tests), and every molecule
+# scenario (create, converge, idempotence, verify, destroy) on the locally built systemd image.
+#   scripts/test.sh                 everything
+#   scripts/test.sh --no-molecule   lint and pytest only
+#   scripts/test.sh --only-molecule [scenario ...]
+set -uo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$LLMOPS_ROOT"
+
+run_lint=1 run_pytest=1 run_molecule=1
+scenarios=()
+case "${1:-}" in
+  --no-molecule) run_molecule=0 ;;
+  --only-molecule) run_lint=0 run_pytest=0; shift; scenarios=("$@") ;;
+esac
+
+scripts/setup.sh || { echo "setup failed"; exit 1; }
+
+failed=()
+passed=()
+step() {  # step NAME COMMAND...: run, time and record one gate
+  local name="$1"; shift
+  echo; echo "=== $name"
+  local start=$SECONDS
+  if "$@"; then passed+=("$name"); echo "=== $name: ok ($((SECONDS - start)) s)"
+  else failed+=("$name"); echo "=== $name: FAILED ($((SECONDS - start)) s)"; fi
+}
+
+if ((run_lint)); then
+  step "ruff" ruff check .
+  step "ansible-lint" ansible-lint --profile production --offline
+fi
+if ((run_pytest)); then
+  step "pytest" python -m pytest -q -p no:cacheprovider
+fi
+if ((run_molecule)); then
+  scripts/build-image.sh || { echo "image build failed"; exit 1; }
+  if ((${#scenarios[@]} == 0)); then
+    for dir in molecule/*/; do
+      [[ -f "$dir/molecule.yml" ]] && scenarios+=("$(basename "$dir")")
+    done
+  fi
+  for scenario in "${scenarios[@]}"; do
+    step "molecule $scenario" molecule test -s "$scenario"
+  done
+fi
+
+echo
+echo "gates passed: ${passed[*]:-none}"
+((${#failed[@]})) && echo "gates failed: ${failed[*]}"
+echo "gates: ${#passed[@]} passed, ${#failed[@]} failed"
+((${#failed[@]} == 0))
