@@ -21,10 +21,12 @@ its time on prefills and the rest on steps of B tokens, so
     TPOT(B)     = s(B) / (1 - lambda(B) * p) = s(B) + B * p / O
 The largest B whose TPOT(B) meets the SLO is chosen (TPOT grows with B). Running exactly at
 lambda(B) would make queues grow without bound, so the rate is derated until
-    TTFT = W_slot + W_prefill + p + s(B) <= SLO
+    TTFT_p90 = W_slot,p90 + W_prefill,p90 + p + s(B) <= SLO
 where W_slot is the Erlang-C (M/M/c) wait for one of the B slots, each held for O*TPOT + p,
-and W_prefill the M/D/1 wait of prefills behind each other (utilisation lambda*p).
-The reported TPOT is TPOT(B), an upper bound at any rate up to the sustained one.
+and W_prefill the M/D/1 wait of prefills behind each other (utilisation lambda*p). The TTFT
+SLO is read as a 90th percentile (the sum of the two waits' percentiles bounds it from above);
+the reported TPOT is TPOT(B), the mean at full occupancy and so an upper bound at any rate up
+to the sustained one.
 """
 
 from __future__ import annotations
@@ -118,7 +120,6 @@ class ReplicaPerformance:
         linear = arch.linear_params
         if arch.is_moe:
             # Each token picks k of E experts; a batch touches E * (1 - (1 - k/E)^B) of them.
-            expert_params_total = arch.linear_params - arch.active_linear_params
             expert_params_total = (arch.linear_params - arch.active_linear_params) * arch.num_experts / (
                 arch.num_experts - arch.experts_per_token
             )
@@ -205,28 +206,59 @@ class ReplicaPerformance:
         return low
 
 
-def erlang_c_wait_s(servers: int, arrival_rps: float, service_s: float) -> float:
-    """Mean wait in an M/M/c queue (Erlang C); infinite when the servers are saturated."""
+# The TTFT SLO is read as a 90th percentile: the share of requests allowed to wait longer.
+TTFT_TAIL_PROBABILITY = 0.10
+# Above this many servers Erlang C comes from the Halfin-Whitt approximation (exact within a
+# few per cent there) instead of the O(c) recursion, which the solver cannot afford per call.
+_EXACT_ERLANG_MAX_SERVERS = 64
+
+
+def erlang_c(servers: int, offered_load: float) -> float:
+    """Probability that an arrival waits in an M/M/c queue with `offered_load` = lambda * service."""
+    if offered_load <= 0:
+        return 0.0
+    if offered_load >= servers:
+        return 1.0
+    if servers <= _EXACT_ERLANG_MAX_SERVERS:
+        # Erlang B by its stable recursion, then Erlang C from it.
+        erlang_b = 1.0
+        for k in range(1, servers + 1):
+            erlang_b = offered_load * erlang_b / (k + offered_load * erlang_b)
+        utilisation = offered_load / servers
+        return erlang_b / (1 - utilisation + utilisation * erlang_b)
+    beta = (servers - offered_load) / math.sqrt(offered_load)
+    if beta > 37:  # the density underflows; no arrival waits
+        return 0.0
+    density = math.exp(-beta * beta / 2) / math.sqrt(2 * math.pi)
+    cumulative = 0.5 * (1 + math.erf(beta / math.sqrt(2)))
+    return 1 / (1 + beta * cumulative / density)
+
+
+def erlang_c_wait_quantile_s(servers: int, arrival_rps: float, service_s: float,
+                             tail: float = TTFT_TAIL_PROBABILITY) -> float:
+    """Wait exceeded by a fraction `tail` of arrivals in an M/M/c queue (P(W>t) = C e^-(c-a)t/T)."""
     offered = arrival_rps * service_s
     if offered >= servers:
         return math.inf
-    if offered <= 0:
+    waiting = erlang_c(servers, offered)
+    if waiting <= tail:
         return 0.0
-    # Erlang B by its stable recursion, then Erlang C from it.
-    erlang_b = 1.0
-    for k in range(1, servers + 1):
-        erlang_b = offered * erlang_b / (k + offered * erlang_b)
-    utilisation = offered / servers
-    erlang_c = erlang_b / (1 - utilisation + utilisation * erlang_b)
-    return erlang_c * service_s / (servers - offered)
+    return service_s / (servers - offered) * math.log(waiting / tail)
 
 
-def md1_wait_s(arrival_rps: float, service_s: float) -> float:
-    """Mean wait in an M/D/1 queue (Pollaczek-Khinchine with deterministic service)."""
+def md1_wait_quantile_s(arrival_rps: float, service_s: float, tail: float = TTFT_TAIL_PROBABILITY) -> float:
+    """Wait exceeded by a fraction `tail` of arrivals in an M/D/1 queue.
+
+    The mean wait is Pollaczek-Khinchine's rho*D/(2(1-rho)); an arrival waits with probability
+    rho, and the conditional wait is taken as exponential with the matching mean.
+    """
     utilisation = arrival_rps * service_s
     if utilisation >= 1:
         return math.inf
-    return utilisation * service_s / (2 * (1 - utilisation))
+    if utilisation <= tail:
+        return 0.0
+    mean_wait = utilisation * service_s / (2 * (1 - utilisation))
+    return mean_wait / utilisation * math.log(utilisation / tail)
 
 
 @dataclass(frozen=True)
@@ -243,25 +275,53 @@ class OperatingPoint:
         return self.concurrency / self.tpot_s
 
 
+@dataclass(frozen=True)
+class _ServiceTimes:
+    """What one concurrency level costs, computed once and reused by the rate search."""
+
+    concurrency: int
+    prefill_s: float
+    tpot_s: float
+    unloaded_ttft_s: float
+    throughput_rps: float
+
+    def ttft_s(self, rate_rps: float, output_tokens: int) -> float:
+        slot_hold_s = output_tokens * self.tpot_s + self.prefill_s
+        return (
+            erlang_c_wait_quantile_s(self.concurrency, rate_rps, slot_hold_s)
+            + md1_wait_quantile_s(rate_rps, self.prefill_s)
+            + self.unloaded_ttft_s
+        )
+
+
+def _service_times(perf: ReplicaPerformance, concurrency: int, input_tokens: int,
+                   output_tokens: int) -> _ServiceTimes:
+    prefill = perf.prefill_s(input_tokens)
+    step = perf.decode_step_s(concurrency, input_tokens + output_tokens / 2)
+    return _ServiceTimes(
+        concurrency=concurrency,
+        prefill_s=prefill,
+        tpot_s=step + concurrency * prefill / output_tokens,
+        unloaded_ttft_s=prefill + step,
+        throughput_rps=concurrency / (output_tokens * step + concurrency * prefill),
+    )
+
+
 def ttft_at_rate_s(perf: ReplicaPerformance, concurrency: int, rate_rps: float, input_tokens: int,
                    output_tokens: int) -> float:
-    prefill = perf.prefill_s(input_tokens)
-    tpot = perf.tpot_s(concurrency, input_tokens, output_tokens)
-    slot_wait = erlang_c_wait_s(concurrency, rate_rps, output_tokens * tpot + prefill)
-    prefill_wait = md1_wait_s(rate_rps, prefill)
-    return slot_wait + prefill_wait + perf.unloaded_ttft_s(concurrency, input_tokens, output_tokens)
+    """90th-percentile TTFT at `rate_rps` arrivals a second with at most `concurrency` decoding."""
+    return _service_times(perf, concurrency, input_tokens, output_tokens).ttft_s(rate_rps, output_tokens)
 
 
-def _rate_meeting_ttft(perf: ReplicaPerformance, concurrency: int, input_tokens: int, output_tokens: int,
-                       ttft_limit_s: float) -> float:
-    """Largest arrival rate at which the mean TTFT stays within the limit (0 if none)."""
-    if perf.unloaded_ttft_s(concurrency, input_tokens, output_tokens) > ttft_limit_s:
+def _rate_meeting_ttft(times: _ServiceTimes, output_tokens: int, ttft_limit_s: float) -> float:
+    """Largest arrival rate at which the TTFT percentile stays within the limit (0 if none)."""
+    if times.unloaded_ttft_s > ttft_limit_s:
         return 0.0
-    ceiling = perf.throughput_rps(concurrency, input_tokens, output_tokens)
-    low, high = 0.0, ceiling
-    for _ in range(40):
+    low, high = 0.0, times.throughput_rps
+    # 24 halvings: the rate is known to 1e-7 of the ceiling, far below the model's accuracy.
+    for _ in range(24):
         middle = (low + high) / 2
-        if ttft_at_rate_s(perf, concurrency, middle, input_tokens, output_tokens) <= ttft_limit_s:
+        if times.ttft_s(middle, output_tokens) <= ttft_limit_s:
             low = middle
         else:
             high = middle
@@ -272,7 +332,7 @@ def _candidate_concurrencies(best: int) -> list[int]:
     # TPOT and throughput both grow with concurrency, but a smaller batch has a shorter prefill
     # queue and step; a few geometric steps below the TPOT-limited batch cover the trade-off.
     candidates, value = [], best
-    while value >= 1 and len(candidates) < 6:
+    while value >= 1 and len(candidates) < 4:
         candidates.append(value)
         value = value * 3 // 4 if value > 4 else value - 1
     return candidates
@@ -290,13 +350,14 @@ def sustainable_operating_point(
     best_batch = perf.largest_concurrency_within(tpot_limit_ms / 1e3, max_concurrency, input_tokens, output_tokens)
     best: OperatingPoint | None = None
     for concurrency in _candidate_concurrencies(best_batch):
-        rate = _rate_meeting_ttft(perf, concurrency, input_tokens, output_tokens, ttft_limit_ms / 1e3)
+        times = _service_times(perf, concurrency, input_tokens, output_tokens)
+        rate = _rate_meeting_ttft(times, output_tokens, ttft_limit_ms / 1e3)
         if rate <= 0 or (best is not None and rate <= best.capacity_requests_per_second):
             continue
         best = OperatingPoint(
             concurrency=concurrency,
             capacity_requests_per_second=rate,
-            ttft_s=ttft_at_rate_s(perf, concurrency, rate, input_tokens, output_tokens),
-            tpot_s=perf.tpot_s(concurrency, input_tokens, output_tokens),
+            ttft_s=times.ttft_s(rate, output_tokens),
+            tpot_s=times.tpot_s,
         )
     return best
