@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 # -- tables ---------------------------------------------------------------------------------
 
 
-def table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
+def table(headers: list[str], rows: list[list[str]], right: frozenset[int] | set[int] = frozenset()) -> str:
     """A plain-text table; columns in `right` are right-aligned (numbers)."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
 
@@ -136,10 +136,10 @@ def model_rows(plan: Plan, models: ModelsFile) -> list[list[str]]:
                     str(len(capacities)),
                     f"{sum(capacities):.2f}" if capacities else "-",
                     f"{deployment.traffic.requests_per_second:g}" if first else "",
-                    f"{_number(entry.ttft_ms if entry else None, 0)} / {slo[deployment.name].ttft_ms:g}"
+                    f"{_number(entry.ttft_ms if entry else None, 0)} / {_number(slo[deployment.name].ttft_ms, 0)}"
                     if first
                     else "",
-                    f"{_number(entry.tpot_ms if entry else None, 1)} / {slo[deployment.name].tpot_ms:g}"
+                    f"{_number(entry.tpot_ms if entry else None, 1)} / {_number(slo[deployment.name].tpot_ms, 1)}"
                     if first
                     else "",
                 ]

@@ -113,7 +113,10 @@ def _architecture_problem(index: int, deployment: ModelDeployment, exc: Exceptio
         return f"models[{index}].architecture: {detail}"
     if isinstance(exc, OSError):
         return f"models[{index}].hf_config: cannot read {deployment.hf_config} ({exc.strerror or exc})"
-    return f"models[{index}].hf_config: {deployment.hf_config} is not a usable Hugging Face config.json ({exc})"
+    detail = str(exc)
+    if str(deployment.hf_config) in detail:
+        return f"models[{index}].hf_config: {detail}"
+    return f"models[{index}].hf_config: {deployment.hf_config} is not a usable Hugging Face config.json ({detail})"
 
 
 def resolve_inputs(fleet: Fleet, models: ModelsFile) -> tuple[list[ResolvedPool], dict[str, ModelArchitecture]]:

@@ -154,11 +154,11 @@ def _path(root: str, loc: tuple[Any, ...]) -> str:
 def _message(err: dict[str, Any]) -> str:
     kind, ctx = err["type"], err.get("ctx", {})
     if kind == "greater_than":
-        return f"must be > {ctx['gt']}"
+        return f"must be > {ctx['gt']:g}"
     if kind == "greater_than_equal":
-        return f"must be >= {ctx['ge']}"
+        return f"must be >= {ctx['ge']:g}"
     if kind == "less_than_equal":
-        return f"must be <= {ctx['le']}"
+        return f"must be <= {ctx['le']:g}"
     if kind == "extra_forbidden":
         return "unknown field"
     if kind == "missing":

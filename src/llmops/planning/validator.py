@@ -317,7 +317,10 @@ class _Checker:
             return
         node_zone = {node.name: node.zone for node in self.plan.nodes}
         if deployment.spread == Spread.zone:
-            feasible_zones = {pool.zone for pool in self.pools.values() if self.options(deployment, pool)}
+            # A pool counts when it has nodes at all and some configuration of the model fits its nodes.
+            feasible_zones = {
+                pool.zone for pool in self.pools.values() if pool.node_names and self.options(deployment, pool)
+            }
             zones = {node_zone[r.node] for r in replicas if r.node in node_zone}
             if len(feasible_zones) >= 2 and len(zones) < 2:
                 self.fail(

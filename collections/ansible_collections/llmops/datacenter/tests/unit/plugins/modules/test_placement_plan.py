@@ -1,0 +1,231 @@
+"""placement_plan: the real planner behind the module; check mode, diff, idempotence, bad input."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.llmops.datacenter.plugins.module_utils import placement
+from ansible_collections.llmops.datacenter.plugins.modules import placement_plan
+
+PROJECT_ROOT = Path(__file__).resolve().parents[8]
+LAB = PROJECT_ROOT / "inventories" / "lab" / "group_vars" / "all"
+EXAMPLE = PROJECT_ROOT / "inventories" / "example"
+LAB_FLEET = yaml.safe_load((LAB / "fleet.yml").read_text())
+LAB_MODELS = yaml.safe_load((LAB / "models.yml").read_text())
+
+
+class ExitJson(Exception):
+    pass
+
+
+class FailJson(Exception):
+    pass
+
+
+@pytest.fixture
+def run_module(monkeypatch):
+    """Run the module's main() with args; returns (result, warnings)."""
+    warnings: list[str] = []
+
+    def exit_json(self, **result):
+        raise ExitJson(result)
+
+    def fail_json(self, **result):
+        result["failed"] = True
+        raise FailJson(result)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, text: warnings.append(text))
+
+    def run(args: dict, check_mode: bool = False, diff: bool = False) -> tuple[dict, list[str]]:
+        warnings.clear()
+        module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+        with patch_module_args(module_args), pytest.raises((ExitJson, FailJson)) as raised:
+            placement_plan.main()
+        return raised.value.args[0], list(warnings)
+
+    return run
+
+
+def lab_args(dest: Path, **overrides) -> dict:
+    args = {"fleet": copy.deepcopy(LAB_FLEET), "models": copy.deepcopy(LAB_MODELS), "time_limit": 10,
+            "dest": str(dest)}
+    args.update(overrides)
+    return args
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["apply", "check"])
+def test_first_run_reports_changed_and_writes_only_outside_check_mode(run_module, tmp_path, check_mode):
+    dest = tmp_path / "out" / "plan.json"
+    result, warnings = run_module(lab_args(dest), check_mode=check_mode)
+    assert result["changed"] is True
+    assert "failed" not in result
+    assert warnings == []
+    assert result["plan"]["status"] == "optimal"
+    assert {m["name"] for m in result["plan"]["models"] if m["served"]} == {"qwen-7b", "llama-8b"}
+    assert result["summary"]["nodes_per_pool"] == {"lab-a": 1, "lab-b": 1}
+    assert set(result["summary"]["models"]) == {"qwen-7b", "llama-8b"}
+    assert dest.exists() is (not check_mode)
+    if not check_mode:
+        assert json.loads(dest.read_text()) == result["plan"]
+
+
+def test_second_run_with_the_same_inputs_changes_nothing(run_module, tmp_path):
+    dest = tmp_path / "plan.json"
+    first, _ = run_module(lab_args(dest))
+    written = dest.read_text()
+    written_at = dest.stat().st_mtime_ns
+    second, _ = run_module(lab_args(dest))
+    assert first["changed"] is True and second["changed"] is False
+    assert dest.read_text() == written and dest.stat().st_mtime_ns == written_at
+    in_check_mode, _ = run_module(lab_args(dest), check_mode=True)
+    assert in_check_mode["changed"] is False
+
+
+def bf16_only_qwen() -> dict:
+    models = copy.deepcopy(LAB_MODELS)
+    models["models"][0]["precisions"] = ["bf16"]
+    return models
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["apply", "check"])
+def test_changed_inputs_rewrite_the_plan_except_in_check_mode(run_module, tmp_path, check_mode):
+    dest = tmp_path / "plan.json"
+    run_module(lab_args(dest))
+    before = dest.read_text()
+    result, _ = run_module(lab_args(dest, models=bf16_only_qwen()), check_mode=check_mode)
+    assert result["changed"] is True
+    assert {r["precision"] for r in result["plan"]["replicas"] if r["model"] == "qwen-7b"} == {"bf16"}
+    assert (dest.read_text() == before) is check_mode
+
+
+def test_diff_mode_shows_the_summary_before_and_after(run_module, tmp_path):
+    dest = tmp_path / "plan.json"
+    result, _ = run_module(lab_args(dest), diff=True)
+    assert result["diff"]["before"] == ""
+    assert "status: optimal" in result["diff"]["after"]
+    assert "pool lab-a: 1 nodes" in result["diff"]["after"]
+    assert "model llama-8b: 2 x L4-24GB fp8 TP1" in result["diff"]["after"]
+    again, _ = run_module(lab_args(dest, models=bf16_only_qwen()), diff=True)
+    assert again["diff"]["before"] == result["diff"]["after"]
+    assert "model qwen-7b: 2 x L4-24GB int4 TP1" in again["diff"]["before"]
+    assert "model qwen-7b: 2 x L4-24GB bf16 TP1" in again["diff"]["after"]
+
+
+def test_without_diff_mode_no_diff_is_returned(run_module, tmp_path):
+    result, _ = run_module(lab_args(tmp_path / "plan.json"))
+    assert "diff" not in result
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["apply", "check"])
+def test_bad_input_fails_naming_the_fields_and_leaves_dest_alone(run_module, tmp_path, check_mode):
+    dest = tmp_path / "plan.json"
+    dest.write_text('{"keep": "me"}\n')
+    models = copy.deepcopy(LAB_MODELS)
+    models["models"][1]["traffic"]["requests_per_second"] = 0
+    fleet = copy.deepcopy(LAB_FLEET)
+    fleet["pools"][0]["gpu_type"] = "RTX-4090"
+    result, _ = run_module(lab_args(dest, fleet=fleet, models=models), check_mode=check_mode)
+    assert result["failed"] is True
+    assert "models[1].traffic.requests_per_second: must be > 0" in result["problems"]
+    assert result["msg"].startswith("invalid placement input:")
+    assert dest.read_text() == '{"keep": "me"}\n'
+    # The GPU type is checked once the documents themselves are well-formed.
+    models["models"][1]["traffic"]["requests_per_second"] = 1
+    result, _ = run_module(lab_args(dest, fleet=fleet, models=models), check_mode=check_mode)
+    assert result["problems"][0].startswith("pools[0].gpu_type: unknown GPU type 'RTX-4090'; accepted:")
+    assert "L4-24GB" in result["problems"][0]
+    assert dest.read_text() == '{"keep": "me"}\n'
+
+
+def test_bad_input_creates_no_file(run_module, tmp_path):
+    dest = tmp_path / "new" / "plan.json"
+    fleet = copy.deepcopy(LAB_FLEET)
+    del fleet["pools"][1]["gpu_type"]
+    result, _ = run_module(lab_args(dest, fleet=fleet))
+    assert result["problems"] == ["pools[1].gpu_type: required when instance_type is not given"]
+    assert not dest.parent.exists()
+
+
+def test_fleet_and_fleet_file_are_mutually_exclusive(run_module, tmp_path):
+    result, _ = run_module(lab_args(tmp_path / "plan.json", fleet_file=str(LAB / "fleet.yml")))
+    assert result["failed"] is True
+    assert "mutually exclusive" in result["msg"] and "fleet" in result["msg"]
+
+
+def test_time_limit_must_be_positive(run_module, tmp_path):
+    result, _ = run_module(lab_args(tmp_path / "plan.json", time_limit=0))
+    assert result["problems"] == ["time_limit: must be > 0, got 0.0"]
+
+
+def test_files_give_the_same_plan_as_documents(run_module, tmp_path):
+    from_documents, _ = run_module(lab_args(tmp_path / "a.json"))
+    args = {"fleet_file": str(LAB / "fleet.yml"), "models_file": str(LAB / "models.yml"), "time_limit": 10}
+    from_files, _ = run_module(args)
+    assert from_files["changed"] is False  # no dest: nothing to write
+    assert placement.comparable(from_files["plan"]) == placement.comparable(from_documents["plan"])
+
+
+def test_relative_hf_config_resolves_against_hf_config_dir(run_module, tmp_path):
+    models = {"models": [{
+        "name": "nemo-12b", "hf_config": "../../models/mistral-nemo-12b/config.json", "precisions": ["fp8"],
+        "max_context_tokens": 4096,
+        "traffic": {"requests_per_second": 0.2, "input_tokens": 512, "output_tokens": 128},
+        "slo": {"ttft_ms": 3000, "tpot_ms": 150}, "spread": "none",
+    }]}
+    args = lab_args(tmp_path / "plan.json", models=models, hf_config_dir=str(EXAMPLE / "group_vars" / "all"))
+    result, _ = run_module(args)
+    entry = result["plan"]["models"][0]
+    assert entry["served"] is True and 12.0 < entry["params_billion"] < 12.5
+    without_dir, _ = run_module(lab_args(tmp_path / "plan.json", models=models))
+    assert without_dir["problems"][0].startswith("models[0].hf_config:")
+
+
+def test_gpu_facts_that_disagree_with_the_fleet_warn(run_module, tmp_path):
+    facts = {
+        "lab-gpu-1": {"gpu_count": 1, "gpu_type": "L4-24GB"},
+        "lab-gpu-2": {"gpu_count": 2, "gpu_type": "A10G-24GB"},
+        "somewhere-else": {"gpu_count": 8, "gpu_type": "H100-SXM-80GB"},
+    }
+    result, warnings = run_module(lab_args(tmp_path / "plan.json", gpu_facts=facts))
+    assert result["plan"]["status"] == "optimal"
+    assert sorted(warnings) == [
+        "host lab-gpu-1: pool lab-a declares 2 GPUs per node but gpu_facts reports 1",
+        "host lab-gpu-2: pool lab-b declares L4-24GB but gpu_facts reports A10G-24GB",
+    ]
+
+
+def test_gpu_facts_that_match_the_fleet_are_silent(run_module, tmp_path):
+    facts = {host: {"gpu_count": 2, "gpu_type": "L4-24GB"} for host in ("lab-gpu-1", "lab-gpu-2")}
+    _, warnings = run_module(lab_args(tmp_path / "plan.json", gpu_facts=facts))
+    assert warnings == []
+
+
+def test_unplaced_models_are_warned_about_and_the_plan_still_written(run_module, tmp_path):
+    dest = tmp_path / "plan.json"
+    models = copy.deepcopy(LAB_MODELS)
+    models["models"].append({
+        "name": "giant-405b", "architecture": "llama-3.1-405b", "max_context_tokens": 8192,
+        "traffic": {"requests_per_second": 1, "input_tokens": 1024, "output_tokens": 256},
+        "slo": {"ttft_ms": 2000, "tpot_ms": 60},
+    })
+    result, warnings = run_module(lab_args(dest, models=models))
+    assert result["plan"]["status"] == "partial"
+    assert list(result["summary"]["unplaced"]) == ["giant-405b"]
+    assert len(warnings) == 1 and warnings[0].startswith("model giant-405b is not placed: ")
+    assert json.loads(dest.read_text())["status"] == "partial"
+
+
+def test_missing_llmops_package_fails_with_the_requirement(run_module, tmp_path, monkeypatch):
+    monkeypatch.setattr(placement, "HAS_LLMOPS", False)
+    monkeypatch.setattr(placement, "LLMOPS_IMPORT_ERROR", "ModuleNotFoundError: No module named 'llmops'")
+    result, _ = run_module(lab_args(tmp_path / "plan.json"))
+    assert result["failed"] is True
+    assert "llmops" in result["msg"] and not (tmp_path / "plan.json").exists()
