@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pulumi
 import pulumi_kubernetes as k8s
+
+import pulumi
 
 from .config import Tenant
 from .gpu_node_pool import GPU_TAINT_KEY, POOL_LABEL

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import pulumi
 import pulumi_aws as aws
 
+import pulumi
+
 from .config import CONTROL_PLANE_LOG_TYPES
+from .launch_template import secure_launch_template
+
+SYSTEM_ROLE_LABEL = "llmops.io/role"
 
 EKS_MANAGED_POLICIES = ("AmazonEKSClusterPolicy",)
 # What every GPU node needs: join the cluster, pull images, run the VPC CNI, and be reachable through SSM
@@ -63,7 +67,13 @@ class ClusterArgs:
     version: str = "1.33"
     # Empty keeps the API endpoint private (reachable from the VPC, a VPN or SSM only).
     public_access_cidrs: list[str] = field(default_factory=list)
+    # Networks (VPC, VPN, CI runners) allowed to the private endpoint on 443; `pulumi up` itself
+    # applies the add-ons through it, so the machine running it must be in one of them.
+    private_access_cidrs: list[str] = field(default_factory=list)
     log_types: tuple[str, ...] = CONTROL_PLANE_LOG_TYPES
+    # GPU nodes are tainted, so CoreDNS, the CNI and other cluster services need untainted nodes of their own.
+    system_instance_type: str = "m7i.large"
+    system_nodes: int = 2
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -132,6 +142,19 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=attachments),
         )
 
+        for index, cidr in enumerate(args.private_access_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-{index}",
+                security_group_id=cluster.vpc_config.cluster_security_group_id,
+                description=f"Kubernetes API from {cidr}",
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4=cidr,
+                tags=args.tags,
+                opts=child,
+            )
+
         issuer = cluster.identities.apply(lambda identities: identities[0].oidcs[0].issuer)
         # IAM trusts EKS's OIDC issuer through its root CA, so no thumbprint needs pinning.
         oidc_provider = aws.iam.OpenIdConnectProvider(
@@ -158,6 +181,28 @@ class Cluster(pulumi.ComponentResource):
             for policy in NODE_MANAGED_POLICIES
         ]
 
+        system_template = secure_launch_template(
+            f"{name}-system-template", f"System nodes of {args.cluster_name}", 50, args.tags, parent=self
+        )
+        aws.eks.NodeGroup(
+            f"{name}-system",
+            cluster_name=cluster.name,
+            node_role_arn=node_role.arn,
+            subnet_ids=args.subnet_ids,
+            ami_type="AL2023_x86_64_STANDARD",
+            instance_types=[args.system_instance_type],
+            capacity_type="ON_DEMAND",
+            labels={SYSTEM_ROLE_LABEL: "system"},
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=system_template.id, version=system_template.latest_version.apply(str)
+            ),
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                desired_size=args.system_nodes, min_size=args.system_nodes, max_size=args.system_nodes + 2
+            ),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.node_role_attachments),
+        )
+
         self.cluster_name = cluster.name
         self.endpoint = cluster.endpoint
         self.oidc_provider_arn = oidc_provider.arn
@@ -166,9 +211,9 @@ class Cluster(pulumi.ComponentResource):
         self.cluster_role_arn = cluster_role.arn
         self.secrets_key_arn = secrets_key.arn
         self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority).apply(
-                lambda values: kubeconfig_json(values[0], values[1], values[2].data, args.region)
-            )
+            pulumi.Output.all(
+                cluster.name, cluster.endpoint, cluster.certificate_authority.apply(lambda authority: authority.data)
+            ).apply(lambda values: kubeconfig_json(values[0], values[1], values[2], args.region))
         )
         self.register_outputs(
             {

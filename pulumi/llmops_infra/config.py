@@ -60,6 +60,7 @@ class StackSettings:
     flow_logs: bool
     cluster_version: str
     public_access_cidrs: list[str]
+    private_access_cidrs: list[str]
     fleet_file: Path
     models_file: Path
     plan_time_limit_s: float
@@ -127,17 +128,17 @@ def parse_tenants(raw: Any, problems: list[str]) -> list[Tenant]:
     return tenants
 
 
-def check_public_access_cidrs(cidrs: list[str], problems: list[str]) -> None:
+def check_api_access_cidrs(key: str, cidrs: list[str], problems: list[str]) -> None:
     for cidr in cidrs:
         try:
             network = ipaddress.ip_network(cidr, strict=True)
         except ValueError:
-            problems.append(f"llmops:publicAccessCidrs: {cidr!r} is not a CIDR block")
+            problems.append(f"llmops:{key}: {cidr!r} is not a CIDR block")
             continue
         if network.prefixlen == 0:
             problems.append(
-                f"llmops:publicAccessCidrs: {cidr} opens the Kubernetes API to the whole internet; "
-                "list the networks that need it, or none to keep the endpoint private"
+                f"llmops:{key}: {cidr} opens the Kubernetes API to the whole internet; "
+                "list the networks that need it"
             )
 
 
@@ -160,7 +161,10 @@ def load_settings(project_dir: Path) -> StackSettings:
     except ValueError:
         problems.append(f"llmops:vpcCidr: {vpc_cidr!r} is not a CIDR block")
     public_access_cidrs = config.get_object("publicAccessCidrs") or []
-    check_public_access_cidrs(public_access_cidrs, problems)
+    check_api_access_cidrs("publicAccessCidrs", public_access_cidrs, problems)
+    private_access_cidrs = config.get_object("privateApiAccessCidrs")
+    private_access_cidrs = [vpc_cidr] if private_access_cidrs is None else private_access_cidrs
+    check_api_access_cidrs("privateApiAccessCidrs", private_access_cidrs, problems)
     overrides = parse_pool_overrides(config.get_object("poolOverrides"), problems)
     tenants = parse_tenants(config.get_object("tenants"), problems)
     min_root_volume_gib = config.get_int("minRootVolumeGib") or 200
@@ -188,6 +192,7 @@ def load_settings(project_dir: Path) -> StackSettings:
         flow_logs=config.get_bool("flowLogs") or False,
         cluster_version=config.get("clusterVersion") or "1.33",
         public_access_cidrs=list(public_access_cidrs),
+        private_access_cidrs=list(private_access_cidrs),
         fleet_file=(project_dir / config.require("fleetFile")).resolve(),
         models_file=(project_dir / config.require("modelsFile")).resolve(),
         plan_time_limit_s=config.get_float("planTimeLimitSeconds") or 30.0,

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pulumi
 import pulumi_aws as aws
 
+import pulumi
+
+from .launch_template import secure_launch_template
 from .sizing import PoolSize
 
 AMI_TYPE = "AL2023_x86_64_NVIDIA"
@@ -25,7 +27,6 @@ GPU_TAINT_VALUE = "present"
 POOL_LABEL = "llmops.io/pool"
 GPU_TYPE_LABEL = "llmops.io/gpu-type"
 ZONE_LABEL = "llmops.io/zone"
-ROOT_DEVICE = "/dev/xvda"
 
 
 def label_value(text: str) -> str:
@@ -54,36 +55,12 @@ class GpuNodePool(pulumi.ComponentResource):
         size = args.size
         tags = {**args.tags, POOL_LABEL: size.name, GPU_TYPE_LABEL: label_value(size.gpu_type)}
 
-        launch_template = aws.ec2.LaunchTemplate(
+        launch_template = secure_launch_template(
             f"{name}-template",
-            description=f"GPU nodes of pool {size.name} ({size.instance_type}, {size.gpu_type})",
-            # Hop limit 1 keeps pods (one network hop further) away from the node role's credentials;
-            # serving pods get their own role through IRSA instead.
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled",
-                http_tokens="required",
-                http_put_response_hop_limit=1,
-            ),
-            block_device_mappings=[
-                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name=ROOT_DEVICE,
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        volume_size=size.root_volume_gib,
-                        volume_type="gp3",
-                        encrypted="true",
-                        delete_on_termination="true",
-                        # Model loading reads tens of GiB at start-up: buy throughput beyond gp3's 125 MiB/s
-                        # (500 MiB/s fits the 3000 IOPS baseline).
-                        throughput=500,
-                    ),
-                )
-            ],
-            tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
-                for kind in ("instance", "volume", "network-interface")
-            ],
-            tags=tags,
-            opts=child,
+            f"GPU nodes of pool {size.name} ({size.instance_type}, {size.gpu_type})",
+            size.root_volume_gib,
+            tags,
+            parent=self,
         )
 
         node_group = aws.eks.NodeGroup(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import pulumi
 import pulumi_aws as aws
+
+import pulumi
 
 # Everything a model server needs to download weights, and nothing that writes or deletes.
 READ_ONLY_BUCKET_ACTIONS = ("s3:ListBucket",)

@@ -6,8 +6,9 @@ import ipaddress
 import json
 from dataclasses import dataclass, field
 
-import pulumi
 import pulumi_aws as aws
+
+import pulumi
 
 NAT_SINGLE = "single"
 NAT_PER_ZONE = "per-zone"

@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from llmops.planning.fleet import resolve_pools
 from llmops.planning.result import Plan
 from llmops.planning.spec import Fleet, Pool
 
@@ -59,17 +60,6 @@ class PoolSize:
         }
 
 
-def _gpu_type_of(pool: Pool, plan: Plan) -> str:
-    if pool.gpu_type:
-        return pool.gpu_type
-    for node in plan.nodes:
-        if node.pool == pool.name:
-            return node.gpu_type
-    from llmops.catalog import instance_types
-
-    return instance_types()[pool.instance_type].gpu_type
-
-
 def model_cache_gib(pool_name: str, plan: Plan) -> float:
     """Disk for every distinct (model, precision) the plan places on the pool: any node may host any of them."""
     node_pool = {node.name: node.pool for node in plan.nodes}
@@ -108,6 +98,8 @@ def size_pools(
             f"accepted: {', '.join(sorted(known)) or '(none)'}"
         )
 
+    # The catalog fills a pool's GPU type from its instance type, as it does for the planner.
+    gpu_type_of = {resolved.name: resolved.gpu_type.name for resolved in resolve_pools(fleet)}
     sizes: list[PoolSize] = []
     for pool in cloud_pools:
         override = overrides.get(pool.name, PoolOverride())
@@ -115,8 +107,12 @@ def size_pools(
             problems.append(f"fleet pool {pool.name}: a cloud pool needs instance_type to become a node group")
             continue
         planned = _planned_node_names(pool, plan)
-        desired = len(planned) if override.desired is None else override.desired
-        minimum = desired if override.min is None else override.min
+        if override.min is not None:
+            minimum = override.min
+        else:
+            minimum = len(planned) if override.desired is None else override.desired
+        # A floor above the plan (keep a pool warm) raises the node count; an explicit desired is taken as is.
+        desired = max(len(planned), minimum) if override.desired is None else override.desired
         maximum = (pool.max_nodes or 0) if override.max is None else override.max
         if maximum == 0 and override.desired is None and override.min is None:
             continue
@@ -135,7 +131,7 @@ def size_pools(
             PoolSize(
                 name=pool.name,
                 instance_type=pool.instance_type,
-                gpu_type=_gpu_type_of(pool, plan),
+                gpu_type=gpu_type_of[pool.name],
                 zone=pool.zone,
                 desired=desired,
                 min=minimum,
