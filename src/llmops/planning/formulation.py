@@ -1,4 +1,4 @@
-"""The placement problem in aggregate form: pool groups, candidate replica configurations, CP-SAT model.
+"""The placement problem in aggregate form: pool groups, candidate replica configurations, the MIP.
 
 Nothing here is per node. The optimiser decides
 - for every pool group an integer number of open nodes, and
@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ortools.sat.python import cp_model
+from ortools.linear_solver import pywraplp
 
 from llmops.catalog import GpuType, ModelArchitecture
 
@@ -213,48 +213,73 @@ def _no_option_reason(deployment: ModelDeployment, pools: Sequence[ResolvedPool]
 
 
 # --------------------------------------------------------------------------------------------
-# The CP-SAT model: one function per variable family, constraint family and objective term.
+# The mixed-integer model: one function per variable family, constraint family and objective term.
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass
 class AggregateModel:
+    """The aggregate model on a pywraplp solver: SCIP with integer variables, or GLOP for its relaxation."""
+
     problem: PlacementProblem
-    cp: cp_model.CpModel
-    nodes: list[cp_model.IntVar]
-    replicas: list[cp_model.IntVar]
-    served: dict[int, cp_model.IntVar | int]
-    """Per placeable model: 1 (must be served) or a Boolean variable (served when capacity allows)."""
+    solver: pywraplp.Solver
+    nodes: list[pywraplp.Variable]
+    replicas: list[pywraplp.Variable]
+    served: dict[int, pywraplp.Variable | int]
+    """Per placeable model: 1 (must be served) or a 0/1 variable (served when capacity allows)."""
+    zone_used: dict[tuple[int, str], pywraplp.Variable] = field(default_factory=dict)
+    """Per spread=zone model and zone: 1 only if the model has a replica there."""
+
+    def complete_hint(self, node_counts: Sequence[int], replica_counts: Sequence[int]) -> None:
+        """Give the solver a whole starting plan (every variable), so it can use it without repair."""
+        variables = list(self.nodes) + list(self.replicas)
+        values = [float(v) for v in list(node_counts) + list(replica_counts)]
+        for (m, zone), var in self.zone_used.items():
+            in_zone = sum(
+                replica_counts[c]
+                for c in self.problem.candidates_of_model[m]
+                if self.problem.groups[self.problem.candidates[c].group].zone == zone
+            )
+            variables.append(var)
+            values.append(1.0 if in_zone else 0.0)
+        for m, var in self.served.items():
+            if not isinstance(var, int):
+                variables.append(var)
+                values.append(1.0 if any(replica_counts[c] for c in self.problem.candidates_of_model[m]) else 0.0)
+        self.solver.SetHint(variables, values)
 
 
-def node_count_variables(cp: cp_model.CpModel, groups: Sequence[PoolGroup]) -> list[cp_model.IntVar]:
+def node_count_variables(model: AggregateModel, integer: bool) -> None:
     """Pool size limits: a cloud pool opens 0..max_nodes nodes, a fixed pool any number of its machines."""
-    return [cp.new_int_var(0, group.max_nodes, f"nodes[{group.name}]") for group in groups]
+    model.nodes = [
+        model.solver.Var(0, group.max_nodes, integer, f"nodes[{group.name}]") for group in model.problem.groups
+    ]
 
 
-def replica_variables(cp: cp_model.CpModel, problem: PlacementProblem) -> list[cp_model.IntVar]:
-    return [
-        cp.new_int_var(0, problem.replica_upper_bound(index), f"replicas[{index}]")
-        for index in range(len(problem.candidates))
+def replica_variables(model: AggregateModel, integer: bool) -> None:
+    model.replicas = [
+        model.solver.Var(0, model.problem.replica_upper_bound(c), integer, f"replicas[{c}]")
+        for c in range(len(model.problem.candidates))
     ]
 
 
 def add_demand_met(model: AggregateModel, model_index: int) -> None:
     """Served models get at least their demand in sustainable capacity (within SLO by construction)."""
     problem = model.problem
-    capacity = sum(
-        problem.candidates[c].capacity_units * model.replicas[c] for c in problem.candidates_of_model[model_index]
+    capacity = model.solver.Sum(
+        [problem.candidates[c].capacity_units * model.replicas[c] for c in problem.candidates_of_model[model_index]]
     )
-    model.cp.add(capacity >= problem.demand_units(model_index) * model.served[model_index])
+    model.solver.Add(capacity >= problem.demand_units(model_index) * model.served[model_index])
 
 
 def add_min_replicas(model: AggregateModel, model_index: int) -> None:
     """Served models run at least min_replicas replicas; unserved models run none."""
     problem = model.problem
-    count = sum(model.replicas[c] for c in problem.candidates_of_model[model_index])
-    model.cp.add(count >= problem.deployments[model_index].min_replicas * model.served[model_index])
-    upper = sum(problem.replica_upper_bound(c) for c in problem.candidates_of_model[model_index])
-    model.cp.add(count <= upper * model.served[model_index])
+    members = problem.candidates_of_model[model_index]
+    count = model.solver.Sum([model.replicas[c] for c in members])
+    model.solver.Add(count >= problem.deployments[model_index].min_replicas * model.served[model_index])
+    upper = sum(problem.replica_upper_bound(c) for c in members)
+    model.solver.Add(count <= upper * model.served[model_index])
 
 
 def add_gpus_per_group(model: AggregateModel, group_index: int) -> None:
@@ -269,16 +294,20 @@ def add_gpus_per_group(model: AggregateModel, group_index: int) -> None:
     problem = model.problem
     group = problem.groups[group_index]
     members = problem.candidates_of_group[group_index]
-    for size in sorted({problem.candidates[c].tensor_parallel for c in members}):
+    sizes = sorted({problem.candidates[c].tensor_parallel for c in members})
+    for position, size in enumerate(sizes):
         usable = size * group.groups_per_node(size)
+        if position > 0 and usable == sizes[position - 1] * group.groups_per_node(sizes[position - 1]):
+            # Implied by the limit on the next smaller size, which covers more replicas with the same room.
+            continue
         larger = [c for c in members if problem.candidates[c].tensor_parallel >= size]
-        model.cp.add(
-            sum(problem.candidates[c].tensor_parallel * model.replicas[c] for c in larger)
+        model.solver.Add(
+            model.solver.Sum([problem.candidates[c].tensor_parallel * model.replicas[c] for c in larger])
             <= usable * model.nodes[group_index]
         )
 
 
-def add_zone_spread(model: AggregateModel, model_index: int) -> None:
+def add_zone_spread(model: AggregateModel, model_index: int, integer: bool) -> None:
     """spread=zone: replicas in at least two zones when the model has options in two or more."""
     problem = model.problem
     if not problem.needs_zone_spread(model_index):
@@ -286,12 +315,15 @@ def add_zone_spread(model: AggregateModel, model_index: int) -> None:
     present = []
     for zone in problem.zones_of_model(model_index):
         in_zone = [
-            c for c in problem.candidates_of_model[model_index] if problem.groups[problem.candidates[c].group].zone == zone
+            c
+            for c in problem.candidates_of_model[model_index]
+            if problem.groups[problem.candidates[c].group].zone == zone
         ]
-        used = model.cp.new_bool_var(f"zone_used[{model_index},{zone}]")
-        model.cp.add(sum(model.replicas[c] for c in in_zone) >= used)
+        used = model.solver.Var(0, 1, integer, f"zone_used[{model_index},{zone}]")
+        model.zone_used[(model_index, zone)] = used
+        model.solver.Add(model.solver.Sum([model.replicas[c] for c in in_zone]) >= used)
         present.append(used)
-    model.cp.add(sum(present) >= 2 * model.served[model_index])
+    model.solver.Add(model.solver.Sum(present) >= 2 * model.served[model_index])
 
 
 def add_node_spread(model: AggregateModel, model_index: int) -> None:
@@ -303,7 +335,14 @@ def add_node_spread(model: AggregateModel, model_index: int) -> None:
     for c in problem.candidates_of_model[model_index]:
         by_group.setdefault(problem.candidates[c].group, []).append(c)
     for group_index, members in by_group.items():
-        model.cp.add(sum(model.replicas[c] for c in members) <= model.nodes[group_index])
+        model.solver.Add(model.solver.Sum([model.replicas[c] for c in members]) <= model.nodes[group_index])
+
+
+def gpu_price_units(problem: PlacementProblem, candidate: int) -> int:
+    """Cost units of the GPUs one replica of a candidate occupies, rounded down (keeps bounds valid)."""
+    cand = problem.candidates[candidate]
+    group = problem.groups[cand.group]
+    return math.floor(group.cost_units * cand.tensor_parallel / group.gpus_per_node)
 
 
 def add_gpu_cost_floor(model: AggregateModel, model_index: int, floor_cost_units: int) -> None:
@@ -315,23 +354,19 @@ def add_gpu_cost_floor(model: AggregateModel, model_index: int, floor_cost_units
     if floor_cost_units <= 0:
         return
     problem = model.problem
-    terms = []
-    for c in problem.candidates_of_model[model_index]:
-        cand = problem.candidates[c]
-        group = problem.groups[cand.group]
-        # Per-GPU price rounded down keeps the cut valid.
-        terms.append(math.floor(group.cost_units * cand.tensor_parallel / group.gpus_per_node) * model.replicas[c])
-    model.cp.add(sum(terms) >= floor_cost_units * model.served[model_index])
+    members = problem.candidates_of_model[model_index]
+    cost = model.solver.Sum([gpu_price_units(problem, c) * model.replicas[c] for c in members])
+    model.solver.Add(cost >= floor_cost_units * model.served[model_index])
 
 
-def node_cost_term(model: AggregateModel) -> cp_model.LinearExpr:
+def node_cost_term(model: AggregateModel):
     """Objective term: hourly price of the open nodes, in cost units."""
-    return sum(group.cost_units * model.nodes[g] for g, group in enumerate(model.problem.groups))
+    return model.solver.Sum([group.cost_units * model.nodes[g] for g, group in enumerate(model.problem.groups)])
 
 
-def served_term(model: AggregateModel, model_indices: Sequence[int]) -> cp_model.LinearExpr:
+def served_term(model: AggregateModel, model_indices: Sequence[int]):
     """Objective term for the priority stages: how many of these models are served."""
-    return sum(model.served[m] for m in model_indices)
+    return model.solver.Sum([model.served[m] for m in model_indices])
 
 
 def build_aggregate_model(
@@ -339,28 +374,28 @@ def build_aggregate_model(
     placeable: Sequence[int],
     must_serve: Sequence[int],
     cost_floors: dict[int, int],
+    integer: bool = True,
 ) -> AggregateModel:
-    """All constraint families for the placeable models; `must_serve` ones are served for sure."""
-    cp = cp_model.CpModel()
-    model = AggregateModel(
-        problem=problem,
-        cp=cp,
-        nodes=node_count_variables(cp, problem.groups),
-        replicas=replica_variables(cp, problem),
-        served={},
-    )
+    """All constraint families for the placeable models; `must_serve` ones are served for sure.
+
+    integer=False gives the linear relaxation (GLOP) used for the lower bound.
+    """
+    solver = pywraplp.Solver.CreateSolver("SCIP" if integer else "GLOP")
+    model = AggregateModel(problem=problem, solver=solver, nodes=[], replicas=[], served={})
+    node_count_variables(model, integer)
+    replica_variables(model, integer)
     must = set(must_serve)
     for m in placeable:
-        model.served[m] = 1 if m in must else cp.new_bool_var(f"served[{m}]")
+        model.served[m] = 1 if m in must else solver.Var(0, 1, integer, f"served[{m}]")
     placeable_set = set(placeable)
     for m, members in problem.candidates_of_model.items():
         if m not in placeable_set:
             for c in members:
-                cp.add(model.replicas[c] == 0)
+                model.replicas[c].SetUb(0)
     for m in placeable:
         add_demand_met(model, m)
         add_min_replicas(model, m)
-        add_zone_spread(model, m)
+        add_zone_spread(model, m, integer)
         add_node_spread(model, m)
         add_gpu_cost_floor(model, m, cost_floors.get(m, 0))
     for g in range(len(problem.groups)):

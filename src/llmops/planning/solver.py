@@ -4,16 +4,23 @@ Stages, all on the aggregate model of `formulation` (node counts per pool group,
 per model x pool group x replica option; never per-node variables):
 
 1. Models with no feasible replica option anywhere are unplaced with `explain_no_option`'s reason.
-2. Serve everything else at minimum hourly cost (one CP-SAT solve), unless the linear relaxation
-   already proves that impossible.
+2. Serve everything else at minimum hourly cost, unless the linear relaxation already proves
+   that impossible: a warm start first (the integer model restricted to the (model, pool group)
+   pairs that the relaxation or each model's own cheapest mix uses: small, solved in seconds),
+   then the full integer model from that start, whose proven bound feeds the lower bound.
 3. When capacity is short: priorities are served lexicographically. For each priority level,
    highest first, maximise how many of its models are served while every higher level keeps its
    count; then minimise cost with all those counts fixed as lower bounds. The rest is unplaced
    with the pools that ran out and the GPUs it needed.
 4. Pack the replicas onto concrete nodes and GPU indices (`assignment`).
 
-CP-SAT runs with a fixed seed and deterministic interleaved workers, so the same inputs give the
-same plan (the placement_plan module relies on that for idempotence).
+The solver is OR-Tools' pywraplp with SCIP (LP-based branch and bound: on these covering and
+packing constraints its bounds and plans are far stronger than CP-SAT's: at 200 nodes x 50
+models CP-SAT's best plan in 15 s cost a third more than SCIP's, with a bound 40% lower). SCIP runs single-threaded (the 2-core machines this runs on), with its
+default fixed seed, and stops when optimality is proven (MIP_GAP 0) or at the time limit; a run
+that ends proven optimal is deterministic, so the same inputs give the same plan (the
+placement_plan module relies on that for idempotence). Fleets too large to prove within the time
+limit get the best plan found and its gap; repeated runs of those may differ.
 """
 
 from __future__ import annotations
@@ -24,10 +31,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ortools.sat.python import cp_model
+from ortools.linear_solver import pywraplp
+
+from llmops.catalog import ModelArchitecture
 
 from .assignment import Assignment, assign_replicas
-from .bounds import model_gpu_cost_floor, relaxation_lower_bound
+from .bounds import model_gpu_cost_floor, relaxation_lower_bound, solve_relaxation
 from .formulation import (
     COST_UNITS_PER_DOLLAR,
     AggregateModel,
@@ -38,12 +47,16 @@ from .formulation import (
     served_term,
 )
 from .result import Plan, PlanModel, PlanNode, PlanReplica, Unplaced
-from .spec import Fleet, ModelsFile
+from .spec import Fleet, ModelDeployment, ModelsFile, Spread
 
 logger = logging.getLogger(__name__)
 
-SOLVER_WORKERS = 2
-SOLVER_SEED = 0
+# Relative gap at which a solve stops: 0 proves optimality (small fleets get there in seconds);
+# the warm start only has to be good, not proven.
+MIP_GAP = 0.0
+WARM_START_GAP = 0.002
+# Share of the remaining time the restricted warm-start model may use.
+RESTRICTED_SHARE = 0.35
 
 
 @dataclass
@@ -79,7 +92,7 @@ class Solution:
     replica_counts: list[int]
     served: list[int]
     optimal: bool
-    cp_bound_per_hour: float | None
+    mip_bound_per_hour: float | None
 
 
 def solve(fleet: Fleet, models: ModelsFile, time_limit_s: float = 30.0) -> Plan:
@@ -94,14 +107,18 @@ def solve_with_report(fleet: Fleet, models: ModelsFile, time_limit_s: float = 30
     report = SolverReport()
     problem = build_problem(fleet, models)
     placeable = [m for m, members in problem.candidates_of_model.items() if members]
-    floors = {m: model_gpu_cost_floor(problem, m) for m in placeable}
+    cheapest = {m: model_gpu_cost_floor(problem, m) for m in placeable}
+    floors = {m: floor for m, (floor, _) in cheapest.items()}
     report.lower_bounds["per_model_gpu_cost"] = sum(floors.values()) / COST_UNITS_PER_DOLLAR
 
     solution: Solution | None = None
-    relaxation = relaxation_lower_bound(problem, placeable, floors) if placeable else 0.0
+    relaxation = solve_relaxation(problem, placeable, floors) if placeable else (0.0, [])
     if relaxation is not None:
-        report.lower_bounds["relaxation"] = relaxation
-        solution = _serve_everything(problem, placeable, floors, deadline, report)
+        report.lower_bounds["relaxation"] = relaxation[0]
+        start = _separate_cheapest_start(problem, placeable, [mix for _, mix in cheapest.values()])
+        if placeable:
+            start = _relaxation_support_start(problem, placeable, floors, relaxation[1], start, deadline, report) or start
+        solution = _serve_everything(problem, placeable, floors, start, deadline, report)
     if solution is None:
         solution = _serve_by_priority(problem, placeable, floors, deadline, report)
 
@@ -128,20 +145,111 @@ def solve_with_report(fleet: Fleet, models: ModelsFile, time_limit_s: float = 30
 # ----------------------------------------------------------------------------------------------
 
 
+def _separate_cheapest_start(
+    problem: PlacementProblem, placeable: Sequence[int], mixes: Sequence[dict[int, int]]
+) -> Solution | None:
+    """Every model on its own cheapest replica mix, with just enough nodes; None if that overflows a pool.
+
+    A warm start for the solver: usually within a few percent of the optimum (what it misses is
+    sharing nodes well between models).
+    """
+    replica_counts = [0] * len(problem.candidates)
+    for mix in mixes:
+        for candidate, count in mix.items():
+            replica_counts[candidate] += count
+    node_counts = []
+    for g, group in enumerate(problem.groups):
+        members = [c for c in problem.candidates_of_group[g] if replica_counts[c]]
+        needed = 0
+        for size in {problem.candidates[c].tensor_parallel for c in members}:
+            gpus = sum(problem.candidates[c].tensor_parallel * replica_counts[c]
+                       for c in members if problem.candidates[c].tensor_parallel >= size)
+            needed = max(needed, math.ceil(gpus / (size * group.groups_per_node(size))))
+        spread_counts: dict[int, int] = {}
+        for c in members:
+            if problem.deployments[problem.candidates[c].model].spread == Spread.node:
+                model = problem.candidates[c].model
+                spread_counts[model] = spread_counts.get(model, 0) + replica_counts[c]
+        needed = max([needed, *spread_counts.values()])
+        if needed > group.max_nodes:
+            return None
+        node_counts.append(needed)
+    return Solution(node_counts, replica_counts, list(placeable), False, None)
+
+
+def _relaxation_support_start(
+    problem: PlacementProblem,
+    placeable: Sequence[int],
+    floors: dict[int, int],
+    relaxed_replicas: Sequence[float],
+    separate_start: Solution | None,
+    deadline: float,
+    report: SolverReport,
+) -> Solution | None:
+    """A warm start: the integer model over only the (model, pool group) pairs the relaxation or a
+    model's own cheapest mix uses.
+
+    The relaxation's optimum uses few candidates (a basic solution has at most one nonzero per
+    constraint), so this model is a fraction of the full one and the solver finds near-optimal
+    plans fast. It is a restriction, so it proves nothing about the optimum; the full model follows.
+    """
+    used = {c for c, value in enumerate(relaxed_replicas) if value > 1e-6}
+    if separate_start is not None:
+        used |= {c for c, count in enumerate(separate_start.replica_counts) if count}
+    # Every replica option of a (model, pool group) pair in use: the integer plan often needs a
+    # different tensor-parallel degree than the fractional one in the same pool.
+    pairs = {(problem.candidates[c].model, problem.candidates[c].group) for c in used}
+    keep = {c for c, cand in enumerate(problem.candidates) if (cand.model, cand.group) in pairs}
+    model = build_aggregate_model(problem, placeable, must_serve=placeable, cost_floors=floors)
+    for c, var in enumerate(model.replicas):
+        if c not in keep:
+            var.SetUb(0)
+    model.solver.Minimize(node_cost_term(model))
+    if separate_start is not None:
+        model.complete_hint(separate_start.node_counts, separate_start.replica_counts)
+    budget = max(0.1, (deadline - time.monotonic()) * RESTRICTED_SHARE)
+    stage = run_stage(
+        model.solver, "warm start on the relaxation's candidates", budget, cost_objective=True, gap=WARM_START_GAP
+    )
+    report.stages.append(stage)
+    if stage.status not in ("optimal", "feasible"):
+        return None
+    start = _extract(model, placeable, stage)
+    start.optimal, start.mip_bound_per_hour = False, None  # a restriction proves nothing about the optimum
+    return start
+
+
 def _serve_everything(
-    problem: PlacementProblem, placeable: Sequence[int], floors: dict[int, int], deadline: float, report: SolverReport
+    problem: PlacementProblem,
+    placeable: Sequence[int],
+    floors: dict[int, int],
+    start: Solution | None,
+    deadline: float,
+    report: SolverReport,
 ) -> Solution | None:
     if not placeable:
         return Solution([0] * len(problem.groups), [0] * len(problem.candidates), [], True, 0.0)
     model = build_aggregate_model(problem, placeable, must_serve=placeable, cost_floors=floors)
-    model.cp.minimize(node_cost_term(model))
-    # Keep a share of the time for the priority stages in case serving everything is impossible.
-    budget = max(0.1, (deadline - time.monotonic()) * 0.8)
-    stage, solver = run_stage(model.cp, "serve all at minimum cost", budget, cost_objective=True)
+    model.solver.Minimize(node_cost_term(model))
+    if start is not None:
+        model.complete_hint(start.node_counts, start.replica_counts)
+    # Keep a little time for the priority stages in case serving everything turns out impossible.
+    budget = max(0.1, (deadline - time.monotonic()) * 0.9)
+    stage = run_stage(model.solver, "serve all at minimum cost", budget, cost_objective=True)
     report.stages.append(stage)
     if stage.status not in ("optimal", "feasible"):
-        return None
-    return _extract(model, solver, placeable, stage)
+        # The warm start is a valid plan that serves everything; keep it rather than give up.
+        return start
+    solution = _extract(model, placeable, stage)
+    if start is not None and _node_cost(problem, start) < _node_cost(problem, solution) - 1e-9:
+        # The solver may stop before it has even repaired the start into an incumbent.
+        start.mip_bound_per_hour = solution.mip_bound_per_hour
+        return start
+    return solution
+
+
+def _node_cost(problem: PlacementProblem, solution: Solution) -> float:
+    return math.fsum(group.node_hourly_cost * n for group, n in zip(problem.groups, solution.node_counts, strict=True))
 
 
 def _serve_by_priority(
@@ -149,79 +257,78 @@ def _serve_by_priority(
 ) -> Solution:
     model = build_aggregate_model(problem, placeable, must_serve=[], cost_floors=floors)
     levels = sorted({problem.deployments[m].priority for m in placeable}, reverse=True)
-    solver: cp_model.CpSolver | None = None
     for position, level in enumerate(levels):
         members = [m for m in placeable if problem.deployments[m].priority == level]
-        model.cp.maximize(served_term(model, members))
+        model.solver.Maximize(served_term(model, members))
         budget = max(0.1, (deadline - time.monotonic()) / (len(levels) + 1 - position))
-        stage, solver = run_stage(model.cp, f"serve priority {level}", budget, cost_objective=False)
+        stage = run_stage(model.solver, f"serve priority {level}", budget, cost_objective=False)
         report.stages.append(stage)
         achieved = round(stage.objective or 0)
-        # Later stages may not serve fewer models of this level than it was shown possible to serve.
-        model.cp.add(served_term(model, members) >= achieved)
-        _hint(model, solver, stage)
-    model.cp.minimize(node_cost_term(model))
+        # Read this stage's plan before the model changes (pywraplp drops solutions on change).
+        _hint(model, stage)
+        # Later stages may not serve fewer models of this level than this one showed possible.
+        model.solver.Add(served_term(model, members) >= achieved)
+    model.solver.Minimize(node_cost_term(model))
     budget = max(0.1, deadline - time.monotonic())
-    stage, solver = run_stage(model.cp, "minimum cost for the served models", budget, cost_objective=True)
+    stage = run_stage(model.solver, "minimum cost for the served models", budget, cost_objective=True)
     report.stages.append(stage)
     if stage.status in ("optimal", "feasible"):
-        return _extract(model, solver, placeable, stage)
+        return _extract(model, placeable, stage)
     # No time left to find any plan: serve nothing rather than guess.
     return Solution([0] * len(problem.groups), [0] * len(problem.candidates), [], False, None)
 
 
-def _hint(model: AggregateModel, solver: cp_model.CpSolver, stage: StageResult) -> None:
+def _hint(model: AggregateModel, stage: StageResult) -> None:
     """Start the next stage from this one's plan (it stays feasible there)."""
-    model.cp.clear_hints()
     if stage.status not in ("optimal", "feasible"):
         return
-    for var in model.nodes + model.replicas:
-        model.cp.add_hint(var, solver.value(var))
-    for var in model.served.values():
-        if not isinstance(var, int):
-            model.cp.add_hint(var, solver.value(var))
+    model.complete_hint(
+        [round(v.solution_value()) for v in model.nodes], [round(v.solution_value()) for v in model.replicas]
+    )
 
 
-def _extract(model: AggregateModel, solver: cp_model.CpSolver, placeable: Sequence[int], stage: StageResult) -> Solution:
-    served = [m for m in placeable if isinstance(model.served[m], int) or solver.value(model.served[m])]
+def _extract(model: AggregateModel, placeable: Sequence[int], stage: StageResult) -> Solution:
+    def value(var) -> int:
+        return var if isinstance(var, int) else round(var.solution_value())
+
     return Solution(
-        node_counts=[solver.value(v) for v in model.nodes],
-        replica_counts=[solver.value(v) for v in model.replicas],
-        served=served,
+        node_counts=[value(v) for v in model.nodes],
+        replica_counts=[value(v) for v in model.replicas],
+        served=[m for m in placeable if value(model.served[m])],
         optimal=stage.status == "optimal",
-        cp_bound_per_hour=stage.bound,
+        mip_bound_per_hour=stage.bound,
     )
 
 
 def run_stage(
-    cp: cp_model.CpModel, name: str, time_limit_s: float, cost_objective: bool
-) -> tuple[StageResult, cp_model.CpSolver]:
-    """The one place CP-SAT runs: fixed seed, deterministic workers, a time limit, every status mapped."""
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_limit_s
-    solver.parameters.num_workers = SOLVER_WORKERS
-    solver.parameters.interleave_search = True
-    solver.parameters.random_seed = SOLVER_SEED
+    solver: pywraplp.Solver, name: str, time_limit_s: float, cost_objective: bool, gap: float | None = None
+) -> StageResult:
+    """The one place the solver runs: a time limit, a gap target, every status mapped."""
+    solver.SetTimeLimit(max(1, int(time_limit_s * 1000)))
+    parameters = pywraplp.MPSolverParameters()
+    parameters.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, MIP_GAP if gap is None else gap)
     started = time.monotonic()
-    status = solver.solve(cp)
+    status = solver.Solve(parameters)
     seconds = time.monotonic() - started
     scale = COST_UNITS_PER_DOLLAR if cost_objective else 1
-    if status == cp_model.MODEL_INVALID:
-        raise RuntimeError(f"placement model is invalid ({name}): {cp.validate()}")
-    if status == cp_model.OPTIMAL:
-        value = solver.objective_value / scale
-        return StageResult(name, "optimal", value, value, seconds, "proven optimal"), solver
-    if status == cp_model.FEASIBLE:
-        value, bound = solver.objective_value / scale, solver.best_objective_bound / scale
+    if status in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        value = solver.Objective().Value() / scale
+        bound = solver.Objective().BestBound() / scale
         gap = abs(value - bound) / max(abs(value), 1e-9)
-        return StageResult(name, "feasible", value, bound, seconds, f"time limit hit, gap {gap:.2%}"), solver
-    if status == cp_model.INFEASIBLE:
+        if status == pywraplp.Solver.OPTIMAL and gap <= 1e-9:
+            return StageResult(name, "optimal", value, bound, seconds, "proven optimal")
+        why = "stopped at the gap target" if status == pywraplp.Solver.OPTIMAL else "time limit hit"
+        return StageResult(name, "feasible", value, bound, seconds, f"{why}, gap {gap:.2%}")
+    if status == pywraplp.Solver.INFEASIBLE:
         message = "infeasible: the fleet cannot meet every demand, min_replicas and spread rule at once"
-        return StageResult(name, "infeasible", None, None, seconds, message), solver
-    return (
-        StageResult(name, "timeout", None, None, seconds, f"no plan found within {time_limit_s:.1f}s"),
-        solver,
-    )
+        return StageResult(name, "infeasible", None, None, seconds, message)
+    if status == pywraplp.Solver.NOT_SOLVED:
+        return StageResult(name, "timeout", None, None, seconds, f"no plan found within {time_limit_s:.1f}s")
+    if status == pywraplp.Solver.MODEL_INVALID:
+        raise RuntimeError(f"placement model is invalid ({name}): a coefficient or bound is not a finite number")
+    if status == pywraplp.Solver.UNBOUNDED:
+        raise RuntimeError(f"placement model is unbounded ({name}): every variable should have finite bounds")
+    raise RuntimeError(f"the solver failed abnormally ({name}, status {status})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,10 +349,10 @@ def _lower_bound(
     if unpackable:
         return relaxation_lower_bound(problem, served, floors) or 0.0
     candidates = []
-    if solution.cp_bound_per_hour is not None:
-        cp_bound = max(0.0, solution.cp_bound_per_hour - problem.cost_rounding_error())
-        report.lower_bounds["cp_sat"] = cp_bound
-        candidates.append(cp_bound)
+    if solution.mip_bound_per_hour is not None:
+        mip_bound = max(0.0, solution.mip_bound_per_hour - problem.cost_rounding_error())
+        report.lower_bounds["mip"] = mip_bound
+        candidates.append(mip_bound)
     if len(served) == len(placeable):
         # The relaxation and per-model bounds are for serving every placeable model; they only
         # apply when the plan does so.
@@ -301,10 +408,7 @@ def _build_plan(
         for m in range(len(problem.deployments))
         if m not in served
     ]
-    if unplaced:
-        status = "partial"
-    else:
-        status = "optimal" if solution.optimal else "feasible"
+    status = "partial" if unplaced else "optimal" if solution.optimal else "feasible"
     return Plan(
         status=status,
         cost_per_hour=cost,
@@ -312,15 +416,18 @@ def _build_plan(
         solve_seconds=round(time.monotonic() - started, 3),
         nodes=nodes,
         replicas=replicas,
-        models=[_plan_model(problem, m, options_of_model[m], m in served) for m in range(len(problem.deployments))],
+        models=[
+            model_summary(d, problem.architectures[d.name], options_of_model[m], m in served)
+            for m, d in enumerate(problem.deployments)
+        ],
         unplaced=unplaced,
     )
 
 
-def _plan_model(problem: PlacementProblem, model_index: int, options: Sequence, served: bool) -> PlanModel:
-    """`options`: the replica option of each of the model's placed replicas."""
-    deployment = problem.deployments[model_index]
-    architecture = problem.architectures[deployment.name]
+def model_summary(
+    deployment: ModelDeployment, architecture: ModelArchitecture, options: Sequence, served: bool
+) -> PlanModel:
+    """The plan's per-model entry; `options` holds the replica option of each placed replica."""
     return PlanModel(
         name=deployment.name,
         params_billion=round(architecture.total_params / 1e9, 2),
@@ -349,18 +456,23 @@ def _unplaced_reason(problem: PlacementProblem, model_index: int, solution: Solu
             count = max(count, 2)
         needs.append((count * cand.tensor_parallel, count, cand))
     gpus, count, cand = min(needs, key=lambda n: (n[0], n[1]))
-    group_names = sorted({problem.groups[problem.candidates[c].group].name for c in problem.candidates_of_model[model_index]})
-    pools = []
-    for name in group_names:
-        g = next(i for i, group in enumerate(problem.groups) if group.name == name)
+    groups = sorted({problem.candidates[c].group for c in problem.candidates_of_model[model_index]})
+    free_by_group = {}
+    total_gpus = used_gpus = 0
+    for g in groups:
         group = problem.groups[g]
         used = sum(
             problem.candidates[c].tensor_parallel * solution.replica_counts[c] for c in problem.candidates_of_group[g]
         )
-        pools.append(f"{name} ({used} of {group.max_nodes * group.gpus_per_node} GPUs used)")
+        total_gpus += group.max_nodes * group.gpus_per_node
+        used_gpus += used
+        free_by_group[group.name] = group.max_nodes * group.gpus_per_node - used
+    fullest = sorted(free_by_group, key=lambda name: (free_by_group[name], name))[:3]
     option = cand.option
     gpu = problem.groups[cand.group].gpu_type.name
     return (
-        f"capacity exhausted by models of priority >= {deployment.priority}: pools {', '.join(pools)}; "
-        f"it needs at least {gpus} GPUs ({count} x TP{option.tensor_parallel} {option.precision} on {gpu})"
+        f"capacity exhausted by models of priority >= {deployment.priority}: the {len(groups)} pools where it "
+        f"has a configuration have {used_gpus} of {total_gpus} GPUs in use (fullest: "
+        + ", ".join(f"{name} with {free_by_group[name]} free" for name in fullest)
+        + f"); it needs at least {gpus} GPUs ({count} x TP{option.tensor_parallel} {option.precision} on {gpu})"
     )

@@ -1,0 +1,154 @@
+#!/usr/bin/python
+# Copyright: llmops maintainers
+# Apache License 2.0 (see galaxy.yml)
+
+DOCUMENTATION = r"""
+---
+module: container_runtime_nvidia
+short_description: Register the NVIDIA container runtime with containerd or CRI-O
+version_added: "0.1.0"
+description:
+  - For containerd, edits C(/etc/containerd/config.toml) in place so that the CRI plugin has a
+    runtime named O(runtime_name) running O(binary_path) (and, with O(set_as_default), makes it the
+    default). Config C(version = 2) (containerd 1.x) and C(version = 3) (containerd 2.x) are handled;
+    a missing file is created.
+  - For CRI-O, writes the drop-in C(/etc/crio/crio.conf.d/99-nvidia.conf).
+  - The edit is text based and section aware; comments and unrelated settings are kept. The
+    result is parsed back as TOML and must contain the managed values before it is written.
+  - Restarting the runtime is left to the caller (RV(restart_required)).
+author:
+  - llmops maintainers
+options:
+  runtime:
+    description: Container runtime to configure.
+    type: str
+    choices: [containerd, crio]
+    default: containerd
+  config_path:
+    description: File to edit. Defaults to C(/etc/containerd/config.toml) or the CRI-O drop-in.
+    type: path
+  config_version:
+    description:
+      - containerd config format. C(auto) takes the file's C(version), or for a new file 3 when
+        C(containerd --version) reports 2.x and 2 otherwise.
+    type: str
+    choices: [auto, "2", "3"]
+    default: auto
+  runtime_name:
+    description: Name of the runtime handler (what a Kubernetes RuntimeClass's C(handler) names).
+    type: str
+    default: nvidia
+  binary_path:
+    description: The NVIDIA container runtime binary.
+    type: path
+    default: /usr/bin/nvidia-container-runtime
+  set_as_default:
+    description: Make the NVIDIA runtime the default for every container.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Make the NVIDIA runtime containerd's default
+  llmops.datacenter.container_runtime_nvidia:
+    runtime: containerd
+    set_as_default: true
+  register: runtime_config
+
+- name: Restart containerd when its config changed
+  ansible.builtin.systemd_service:
+    name: containerd
+    state: restarted
+  when: runtime_config.restart_required
+"""
+
+RETURN = r"""
+config_path:
+  description: The file edited.
+  returned: always
+  type: str
+  sample: /etc/containerd/config.toml
+config_version:
+  description: containerd config format used (null for CRI-O).
+  returned: always
+  type: int
+  sample: 2
+restart_required:
+  description: The runtime must be restarted to pick up the change.
+  returned: always
+  type: bool
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.llmops.datacenter.plugins.module_utils.container_runtime_nvidia import (
+    CONTAINERD_CONFIG,
+    CRIO_DROP_IN,
+    RuntimeConfigError,
+    containerd_major_version,
+    render,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            runtime=dict(type="str", default="containerd", choices=["containerd", "crio"]),
+            config_path=dict(type="path"),
+            config_version=dict(type="str", default="auto", choices=["auto", "2", "3"]),
+            runtime_name=dict(type="str", default="nvidia"),
+            binary_path=dict(type="path", default="/usr/bin/nvidia-container-runtime"),
+            set_as_default=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    path = params["config_path"] or (CONTAINERD_CONFIG if params["runtime"] == "containerd" else CRIO_DROP_IN)
+    current = None
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            current = handle.read()
+
+    requested_version = None if params["config_version"] == "auto" else int(params["config_version"])
+    if params["runtime"] == "containerd" and requested_version is None and not (current or "").strip():
+        binary = module.get_bin_path("containerd")
+        if binary:
+            _rc, out, _err = module.run_command([binary, "--version"])
+            requested_version = 3 if containerd_major_version(out) == 2 else 2
+    try:
+        desired, version = render(
+            current,
+            params["runtime"],
+            requested_version,
+            params["runtime_name"],
+            params["binary_path"],
+            params["set_as_default"],
+        )
+    except RuntimeConfigError as error:
+        module.fail_json(msg=str(error), config_path=path)
+
+    changed = desired != (current or "")
+    if changed and not module.check_mode:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = f"{path}.llmops-tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(desired)
+        os.chmod(temporary, 0o644)
+        module.atomic_move(temporary, path)
+    module.exit_json(
+        changed=changed,
+        config_path=path,
+        config_version=version,
+        restart_required=changed,
+        diff={"before_header": path, "after_header": path, "before": current or "", "after": desired},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The nvidia_driver module against a simulated Debian 12 host (commands mocked at run_command)."""
+
+import json
+from unittest import mock
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.llmops.datacenter.plugins.module_utils import nvidia_driver as nd
+from ansible_collections.llmops.datacenter.plugins.modules import nvidia_driver as module
+
+KERNEL = "6.1.0-28-amd64"
+OS_RELEASE = 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
+POLICY = """nvidia-smi:
+  Installed: (none)
+  Candidate: 535.261.03-1
+  Version table:
+     535.261.03-1 500
+        500 http://deb.debian.org/debian bookworm/non-free amd64 Packages
+libcuda1:
+  Installed: (none)
+  Candidate: 535.261.03-1
+nvidia-persistenced:
+  Installed: (none)
+  Candidate: 535.171.04-1~deb12u1
+firmware-misc-nonfree:
+  Installed: (none)
+  Candidate: 20230210-5
+nvidia-open-kernel-dkms:
+  Installed: (none)
+  Candidate: 535.261.03-1
+linux-headers-6.1.0-28-amd64:
+  Installed: (none)
+  Candidate: (none)
+"""
+
+
+class FakeDebianHost:
+    """Answers the module's commands the way a Debian 12 host with non-free enabled does."""
+
+    def __init__(self, installed=None, blacklist=None, persistence="disabled"):
+        self.installed = installed or {}
+        self.files = {"/etc/os-release": OS_RELEASE}
+        if blacklist is not None:
+            self.files[nd.BLACKLIST_PATH] = blacklist
+        self.persistence = persistence
+        self.commands = []
+
+    def run(self, argv, **kwargs):
+        self.commands.append(argv)
+        if argv[0] == "dpkg-query":
+            lines = [f"{name}\t{version}\tinstalled" for name, version in self.installed.items()]
+            return (0 if lines else 1), "\n".join(lines) + "\n", ""
+        if argv[:2] == ["apt-cache", "policy"]:
+            return 0, POLICY, ""
+        if argv[:2] == ["systemctl", "is-enabled"]:
+            return (0 if self.persistence == "enabled" else 1), self.persistence + "\n", ""
+        if argv[0] == "apt-get":
+            for spec in argv:
+                if spec in ("nvidia-smi", "libcuda1", "nvidia-persistenced", "firmware-misc-nonfree"):
+                    self.installed[spec] = "535.261.03-1"
+            return 0, "", ""
+        if argv[:2] == ["systemctl", "enable"]:
+            self.persistence = "enabled"
+            return 0, "", ""
+        if argv[0] == "update-initramfs":
+            return 0, "", ""
+        raise AssertionError(f"unexpected command {argv}")
+
+    def read(self, path):
+        if path in self.files:
+            return self.files[path]
+        raise FileNotFoundError(path)
+
+    def write(self, path, content):
+        self.files[path] = content
+
+
+def run_module(args, fake):
+    with (
+        patch_module_args({"kernel_release": KERNEL, **args}),
+        mock.patch.object(basic.AnsibleModule, "run_command", side_effect=fake.run),
+        mock.patch.object(basic.AnsibleModule, "_log_invocation"),
+        # Collected here: how Ansible routes module warnings depends on what else the process imported.
+        mock.patch.object(basic.AnsibleModule, "warn", autospec=True) as warn,
+        mock.patch.object(module, "read_text", side_effect=fake.read),
+        mock.patch.object(module, "write_text", side_effect=fake.write),
+        mock.patch.object(module.os.path, "exists", return_value=False),
+        mock.patch("sys.stdout.write") as written,
+        pytest.raises(SystemExit) as exited,
+    ):
+        module.main()
+    result = json.loads("".join(call.args[0] for call in written.call_args_list))
+    result["warnings"] = [call.args[1] for call in warn.call_args_list]
+    return exited.value.code != 0, result
+
+
+USERSPACE = {"branch": "535", "module_build": "none", "_ansible_diff": True}
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_install_is_planned_diffed_and_applied_only_outside_check_mode(check_mode):
+    fake = FakeDebianHost()
+    failed, result = run_module({**USERSPACE, "_ansible_check_mode": check_mode}, fake)
+    assert not failed and result["changed"] is True
+    assert result["plan"]["install"] == ["nvidia-smi", "libcuda1", "nvidia-persistenced", "firmware-misc-nonfree"]
+    assert result["diff"][0]["after"] == nd.BLACKLIST_CONTENT and result["diff"][0]["before"] == ""
+    assert "+ nvidia-smi" in result["diff"][1]["after"]
+    mutating = [argv for argv in fake.commands if argv[0] in ("apt-get", "update-initramfs") or argv[:2] == ["systemctl", "enable"]]
+    if check_mode:
+        assert mutating == [] and result["commands"] == [] and nd.BLACKLIST_PATH not in fake.files
+    else:
+        assert [argv[0] for argv in mutating] == ["apt-get", "update-initramfs", "systemctl"]
+        assert fake.files[nd.BLACKLIST_PATH] == nd.BLACKLIST_CONTENT
+
+
+def test_second_run_is_idempotent():
+    fake = FakeDebianHost()
+    run_module(USERSPACE, fake)
+    failed, result = run_module(USERSPACE, fake)
+    assert not failed and result["changed"] is False and result["diff"] == []
+    assert result["installed_driver_version"] == "535.261.03"
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_dkms_without_installable_headers_fails_before_changing_anything(check_mode):
+    fake = FakeDebianHost()
+    failed, result = run_module({"branch": "535", "_ansible_check_mode": check_mode}, fake)
+    assert failed and result["field"] == "module_build"
+    assert result["msg"].startswith(f"module_build: DKMS needs linux-headers-{KERNEL} for the running kernel {KERNEL}")
+    assert nd.BLACKLIST_PATH not in fake.files and not any(argv[0] == "apt-get" for argv in fake.commands)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"branch": "580", "version": "580.95.05"}, "branch: branch and version are mutually exclusive"),
+        ({"branch": "latest"}, "branch: got 'latest'; accepted: a driver branch of three digits"),
+        ({"branch": "535", "module_build": "precompiled"}, "module_build: Debian builds the kernel module with DKMS"),
+    ],
+)
+def test_bad_input_changes_nothing(args, message):
+    fake = FakeDebianHost()
+    failed, result = run_module(args, fake)
+    assert failed and result["msg"].startswith(message)
+    assert fake.files == {"/etc/os-release": OS_RELEASE}
+    assert not any(argv[0] in ("apt-get", "update-initramfs") for argv in fake.commands)
+
+
+def test_a_package_no_repository_knows_has_no_candidate():
+    fake = FakeDebianHost()
+    failed, result = run_module({"branch": "535", "kernel_module_type": "proprietary"}, fake)
+    assert failed and result["field"] == "source"
+    assert result["msg"].startswith("source: package nvidia-kernel-dkms has no installation candidate")
+
+
+def test_other_branch_installed_is_refused_by_default():
+    fake = FakeDebianHost(installed={"libcuda1": "525.147.05-4~deb12u1"})
+    failed, result = run_module(USERSPACE, fake)
+    assert failed and result["field"] == "existing_driver"
+    assert "driver 525.147.05 (package libcuda1) is installed but branch 535 was requested" in result["msg"]
+
+
+def test_keep_warns_and_installs_nothing():
+    fake = FakeDebianHost(installed={"libcuda1": "525.147.05-4~deb12u1"}, blacklist=nd.BLACKLIST_CONTENT, persistence="enabled")
+    failed, result = run_module({**USERSPACE, "existing_driver": "keep"}, fake)
+    assert not failed and result["changed"] is False
+    assert result["warnings"] == ["existing_driver=keep: driver 525.147.05 left in place although branch 535 was requested"]

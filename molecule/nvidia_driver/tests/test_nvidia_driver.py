@@ -1,0 +1,27 @@
+"""What the driver role left on a Debian 12 host without a GPU."""
+
+
+def test_nouveau_is_blacklisted_for_modprobe_and_the_initramfs(host):
+    config = host.check_output("modprobe --showconfig")
+    assert "blacklist nouveau" in config.splitlines()
+    assert "options nouveau modeset=0" in config.splitlines()
+    # initramfs-tools copies /etc/modprobe.d into every initramfs it builds.
+    assert host.package("initramfs-tools").is_installed
+    assert host.run("grep -q 'etc/modprobe.d' /usr/share/initramfs-tools/hook-functions").rc == 0
+
+
+def test_driver_packages_come_from_debian_non_free_in_branch_535(host):
+    policy = host.check_output("apt-cache policy nvidia-driver")
+    candidate = next(line.split(":", 1)[1].strip() for line in policy.splitlines() if "Candidate:" in line)
+    assert candidate.startswith("535.")
+    assert "non-free" in host.check_output("apt-cache policy nvidia-smi")
+    assert host.package("nvidia-smi").version.startswith("535.")
+    assert host.package("libcuda1").version.startswith("535.")
+    assert not host.package("nvidia-open-kernel-dkms").is_installed
+    assert host.service("nvidia-persistenced").is_enabled
+
+
+def test_nvidia_smi_is_real_and_reports_the_missing_device(host):
+    result = host.run("nvidia-smi")
+    assert result.rc != 0
+    assert "couldn't communicate with the NVIDIA driver" in result.stdout + result.stderr
