@@ -122,11 +122,14 @@ def test_efficiency_factors_are_fractions():
     assert all(0 < link.bandwidth_efficiency <= 1 for link in factors.allreduce.values())
 
 
+# Below ~64 output tokens the TPOT SLO is bound by prefill stalls spread over the few output
+# tokens (tpot = step + concurrency * prefill / output_tokens), so one more output token can
+# genuinely admit a larger batch; the property is asserted where decoding dominates.
 @settings(max_examples=25, deadline=None)
 @given(
     input_tokens=st.integers(64, 4096),
     extra_input=st.integers(0, 4096),
-    output_tokens=st.integers(16, 1024),
+    output_tokens=st.integers(64, 1024),
     extra_output=st.integers(0, 1024),
 )
 def test_more_tokens_per_request_never_buys_more_capacity(input_tokens, extra_input, output_tokens, extra_output):

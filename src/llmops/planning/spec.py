@@ -8,7 +8,7 @@ These are the user-facing contract (docs/planner.md). Every field carries a desc
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -94,7 +94,7 @@ class Slo(Strict):
     tpot_ms: float = Field(gt=0, description="Time-per-output-token target, milliseconds.")
 
 
-class Spread(str, Enum):
+class Spread(StrEnum):
     zone = "zone"
     node = "node"
     none = "none"
