@@ -27,7 +27,7 @@ options:
     type: str
   source:
     description:
-      - C(distribution) installs the OS's own packages (Debian non-free, Ubuntu restricted); the
+      - C(distribution) installs the OS's own packages (Debian contrib and non-free, Ubuntu restricted); the
         distribution decides which branch it offers and a different O(branch) fails naming it.
       - C(cuda_repo) installs from NVIDIA's CUDA repository, configured beforehand.
     type: str
