@@ -19,6 +19,7 @@ PROMETHEUS_PORT="${LLMOPS_LAB_PROMETHEUS_PORT:-9090}"
 start_hosts() {
   scripts/build-image.sh
   podman network exists "$NETWORK" || podman network create "$NETWORK" >/dev/null
+  local created=()
   for host in "${HOSTS[@]}"; do
     if podman container exists "$host"; then
       [[ "$(podman inspect -f '{{.State.Running}}' "$host")" == true ]] || podman start "$host" >/dev/null
@@ -29,6 +30,7 @@ start_hosts() {
     podman run --detach --name "$host" --hostname "$host" --network "$NETWORK" \
       --systemd=always --privileged "${publish[@]}" \
       --label io.llmops.lab=true "$LLMOPS_IMAGE" /sbin/init >/dev/null
+    created+=("$host")
   done
   for host in "${HOSTS[@]}"; do
     for _ in $(seq 1 30); do
@@ -37,6 +39,10 @@ start_hosts() {
       sleep 1
     done
     echo "$host: systemd $state"
+  done
+  # The image ships without package lists; fetch them once so apt's cache age is real.
+  for host in "${created[@]}"; do
+    podman exec "$host" apt-get update -qq >/dev/null
   done
   write_secrets
 }

@@ -41,6 +41,8 @@ def test_defaults_and_argument_specs_agree(role):
             assert option.get("required"), f"{name} is neither defaulted nor required"
         else:
             assert not option.get("required"), f"{name} is required but also has a default"
+            if "default" in option:
+                assert option["default"] == defaults[name], f"{name}: argument spec default differs from defaults/main.yml"
         assert name.startswith(f"{role}_"), f"{name} is not prefixed with the role name"
 
 
