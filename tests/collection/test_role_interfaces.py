@@ -49,10 +49,13 @@ def test_defaults_and_argument_specs_agree(role):
 @pytest.mark.parametrize("role", ROLES)
 def test_defaults_are_commented(role):
     lines = (COLLECTION / "roles" / role / "defaults" / "main.yml").read_text(encoding="utf-8").splitlines()
-    for index, line in enumerate(lines):
-        if line and not line.startswith((" ", "#", "-", "---")) and ":" in line:
-            previous = lines[index - 1].strip() if index else ""
-            assert previous.startswith("#"), f"defaults/main.yml: '{line.split(':')[0]}' has no comment above it"
+    uncommented = [
+        line.split(":")[0]
+        for index, line in enumerate(lines)
+        if line and not line.startswith((" ", "#", "-")) and ":" in line
+        and not (index and lines[index - 1].startswith("#"))
+    ]
+    assert not uncommented, f"defaults/main.yml: no comment directly above {uncommented}"
 
 
 @pytest.mark.parametrize("role", ROLES)

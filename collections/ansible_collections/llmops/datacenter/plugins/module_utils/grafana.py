@@ -224,7 +224,7 @@ def _variable(spec, index: int, datasource: dict) -> dict:
     if unknown:
         raise SpecError(f"{field}.{unknown[0]}", "unknown key; accepted: name, label, query, multi, include_all")
     name = _require_text(spec.get("name"), f"{field}.name")
-    if not _VARIABLE_NAME_PATTERN.match(name) or name.startswith("__"):
+    if not _VARIABLE_NAME_PATTERN.fullmatch(name) or name.startswith("__"):
         raise SpecError(f"{field}.name", f"{name!r} is not a valid variable name (letters, digits, _; not __*)")
     query = _require_text(spec.get("query"), f"{field}.query")
     include_all = bool(spec.get("include_all", False))
@@ -267,7 +267,7 @@ def build_dashboard(
     """
     _require_text(title, "title")
     uid = uid or slugify(title)
-    if not _UID_PATTERN.match(uid):
+    if not _UID_PATTERN.fullmatch(uid):
         raise SpecError("uid", f"{uid!r} must be 1-40 characters of letters, digits, '-' or '_'")
     _require_text(datasource_uid, "datasource_uid")
     datasource = {"type": "prometheus", "uid": datasource_uid}
@@ -426,7 +426,7 @@ _YAML_SPECIAL_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "nul
 
 
 def _is_plain_key(key: str) -> bool:
-    return bool(_PLAIN_YAML_KEY.match(key)) and key.lower() not in _YAML_SPECIAL_WORDS
+    return bool(_PLAIN_YAML_KEY.fullmatch(key)) and key.lower() not in _YAML_SPECIAL_WORDS
 
 
 def _is_scalar(value) -> bool:
@@ -486,7 +486,7 @@ def build_datasource_document(
     if access not in ("proxy", "direct"):
         raise SpecError("access", f"unknown access {access!r}; accepted: proxy, direct")
     uid = uid or slugify(name)
-    if not _UID_PATTERN.match(uid):
+    if not _UID_PATTERN.fullmatch(uid):
         raise SpecError("uid", f"{uid!r} must be 1-40 characters of letters, digits, '-' or '_'")
     secure = dict(secure_json_data or {})
     entry = {
@@ -654,6 +654,7 @@ def provision_datasource(params: dict, check_mode: bool) -> dict:
     if result["changed"] and result["diff"]["before"] == result["diff"]["after"]:
         # Only a masked secret differs: say so rather than show an empty diff.
         result["diff"]["after_header"] = f"{dest} (a secret value changed)"
+        result["diff"]["after"] += "# a secret value changed (values are not shown)\n"
     result["path"] = dest
     if "datasources" in document:
         result["uid"] = document["datasources"][0]["uid"]

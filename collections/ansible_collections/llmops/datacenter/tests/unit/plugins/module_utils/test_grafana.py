@@ -93,9 +93,10 @@ def test_variables_become_prometheus_query_variables():
 def test_uid_defaults_to_a_slug_within_grafanas_limit():
     assert grafana.slugify("GPU fleet: H100 / A100") == "gpu-fleet-h100-a100"
     assert len(grafana.slugify("x" * 80)) == 40
-    with pytest.raises(grafana.SpecError) as raised:
-        grafana.build_dashboard("t", [{"title": "x", "expr": "up"}], uid="no spaces allowed")
-    assert raised.value.field == "uid"
+    for bad_uid in ("no spaces allowed", "trailing-newline\n"):
+        with pytest.raises(grafana.SpecError) as raised:
+            grafana.build_dashboard("t", [{"title": "x", "expr": "up"}], uid=bad_uid)
+        assert raised.value.field == "uid"
 
 
 yaml_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()

@@ -92,6 +92,7 @@ def test_password_change_is_reported_without_showing_it(run_module, tmp_path, ch
     assert result["changed"] is True
     assert PASSWORD not in repr(result) and "rotated-pw" not in repr(result)
     assert "a secret value changed" in result["diff"]["after_header"]
+    assert result["diff"]["before"] != result["diff"]["after"], "the diff would show nothing"
     written = (tmp_path / "prometheus.yaml").read_text(encoding="utf-8")
     assert (PASSWORD in written) is check_mode
 
