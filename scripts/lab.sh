@@ -75,9 +75,12 @@ case "${1:-}" in
     pass=$(sed -n 's/^prometheus_web_admin_password: "\(.*\)"/\1/p' "$SECRETS")
     echo
     echo "Prometheus: http://127.0.0.1:${PROMETHEUS_PORT}  (user $user, password in $SECRETS)"
-    curl -fsS -u "$user:$pass" "http://127.0.0.1:${PROMETHEUS_PORT}/api/v1/targets?state=active" |
-      python3 -c 'import json,sys; [print(f"  target {t[\"labels\"][\"job\"]:<16} {t[\"labels\"][\"instance\"]:<24} {t[\"health\"]}") for t in json.load(sys.stdin)["data"]["activeTargets"]]' ||
-      echo "Prometheus did not answer on 127.0.0.1:${PROMETHEUS_PORT}"
+    # The first scrape of a new target can take one scrape interval.
+    for attempt in 1 2 3 4; do
+      python3 scripts/lab_status.py "http://127.0.0.1:${PROMETHEUS_PORT}" "$user" "$pass" && break
+      ((attempt == 4)) && exit 1
+      sleep 10
+    done
     ;;
   start) start_hosts ;;
   play) shift; play "$@" ;;
