@@ -7,7 +7,6 @@ export CONTAINERS_CONF="$LLMOPS_ROOT/lab/containers.conf"
 export ANSIBLE_HOME="$LLMOPS_ROOT/.ansible"
 export ANSIBLE_CONFIG="$LLMOPS_ROOT/ansible.cfg"
 export ANSIBLE_COLLECTIONS_PATH="$LLMOPS_ROOT/collections"
-export MOLECULE_GLOB="molecule/*/molecule.yml"
 export PATH="$LLMOPS_ROOT/.venv/bin:$PATH"
 # The locally built Debian 12 systemd image every lab host and molecule platform boots.
 export LLMOPS_IMAGE="${LLMOPS_IMAGE:-localhost/llmops/debian12-systemd:latest}"

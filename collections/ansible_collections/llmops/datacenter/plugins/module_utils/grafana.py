@@ -6,8 +6,8 @@ Grafana reads dashboards (JSON) and datasources (YAML) from its provisioning dir
 starts. Writing those files, rather than calling Grafana's HTTP API, makes the result idempotent,
 reviewable in diff mode and possible before Grafana is even installed.
 
-Runs on the target host, so standard library only: YAML is emitted by a small writer below (block
-style, every string double-quoted), which needs no PyYAML on the host. Nothing here imports
+Runs on the target host, so standard library only: YAML is emitted by module_utils.yaml_text, which
+needs no PyYAML on the host. Nothing here imports
 Ansible; the modules hand in plain parameters and get back a result dict.
 """
 
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import re
-import tempfile
+
+from ansible_collections.llmops.datacenter.plugins.module_utils import yaml_text
+from ansible_collections.llmops.datacenter.plugins.module_utils.managed_file import ensure_file
 
 GRID_COLUMNS = 24
 # The dashboard schema version Grafana 10.x/11.x writes; older versions migrate forward on load.
@@ -55,7 +56,6 @@ BUILTIN_VARIABLES = ("__rate_interval", "__interval", "__interval_ms", "__range"
 _UID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _VARIABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VARIABLE_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
-_PLAIN_YAML_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URL_PATTERN = re.compile(r"^https?://[^\s/]+")
 
 SECRET_MASK = "********"
@@ -362,104 +362,6 @@ def dashboard_expressions(dashboard: dict) -> list[str]:
 # --------------------------------------------------------------------------- datasources
 
 
-def _yaml_scalar(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _yaml_float(value)
-    if isinstance(value, dict) and not value:
-        return "{}"
-    if isinstance(value, list) and not value:
-        return "[]"
-    return _yaml_quote(str(value))
-
-
-def _yaml_float(value: float) -> str:
-    """A float both YAML 1.1 (PyYAML) and 1.2 (Grafana) read back as the same float."""
-    if math.isnan(value):
-        return ".nan"
-    if math.isinf(value):
-        return ".inf" if value > 0 else "-.inf"
-    text = repr(value)
-    mantissa, exponent_marker, exponent = text.partition("e")
-    # YAML 1.1 needs a dot in the mantissa of exponent notation: 1e-05 would read as a string.
-    if exponent_marker and "." not in mantissa:
-        text = f"{mantissa}.0e{exponent}"
-    return text
-
-
-_YAML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _yaml_printable(code: int) -> bool:
-    """Characters YAML allows unescaped inside a double-quoted scalar on one line."""
-    if code in (0xFEFF, 0x2028, 0x2029):  # byte-order mark and Unicode line breaks
-        return False
-    return 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or code >= 0x10000
-
-
-def _yaml_quote(text: str) -> str:
-    """A double-quoted YAML scalar: always a string, never read as a number, boolean or null."""
-    quoted = ['"']
-    for character in text:
-        code = ord(character)
-        if character in _YAML_ESCAPES:
-            quoted.append(_YAML_ESCAPES[character])
-        elif _yaml_printable(code):
-            quoted.append(character)
-        elif code <= 0xFF:
-            quoted.append(f"\\x{code:02x}")
-        elif code <= 0xFFFF:
-            quoted.append(f"\\u{code:04x}")
-        else:
-            quoted.append(f"\\U{code:08x}")
-    quoted.append('"')
-    return "".join(quoted)
-
-
-# Words YAML 1.1 parsers (PyYAML; Grafana's own parser is YAML 1.2) read as booleans or null.
-_YAML_SPECIAL_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
-
-
-def _is_plain_key(key: str) -> bool:
-    return bool(_PLAIN_YAML_KEY.fullmatch(key)) and key.lower() not in _YAML_SPECIAL_WORDS
-
-
-def _is_scalar(value) -> bool:
-    return not isinstance(value, dict | list) or not value
-
-
-def _yaml_lines(value, indent: int) -> list[str]:
-    pad = "  " * indent
-    lines = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            name = str(key) if _is_plain_key(str(key)) else _yaml_quote(str(key))
-            if _is_scalar(item):
-                lines.append(f"{pad}{name}: {_yaml_scalar(item)}")
-            else:
-                lines.append(f"{pad}{name}:")
-                lines.extend(_yaml_lines(item, indent + 1))
-    else:
-        for item in value:
-            if _is_scalar(item):
-                lines.append(f"{pad}- {_yaml_scalar(item)}")
-            else:
-                nested = _yaml_lines(item, indent + 1)
-                lines.append(f"{pad}- {nested[0][len(pad) + 2:]}")
-                lines.extend(nested[1:])
-    return lines
-
-
-def to_yaml(document: dict) -> str:
-    """Block-style YAML for plain data (dicts, lists, strings, numbers, booleans, null)."""
-    return "\n".join(_yaml_lines(document, 0)) + "\n"
-
-
 def build_datasource_document(
     name: str,
     url: str | None,
@@ -531,7 +433,7 @@ def mask_secrets(text: str) -> str:
         if key.strip() == "secureJsonData" and not value.strip():
             secure_indent = indent
         elif separator and value.strip() and (secure_indent is not None or "password" in key.lower()):
-            line = line[: len(line) - len(stripped)] + f"{key}: {_yaml_quote(SECRET_MASK)}"
+            line = line[: len(line) - len(stripped)] + f"{key}: {yaml_text.quote(SECRET_MASK)}"
         masked.append(line)
     return "\n".join(masked) + ("\n" if text.endswith("\n") else "")
 
@@ -539,70 +441,13 @@ def mask_secrets(text: str) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def write_atomically(path: str, content: str, new_file_mode: int | None = None) -> None:
-    """Replace path with content in one rename, so Grafana never reads a half-written file.
-
-    An existing file keeps its mode; a new one gets new_file_mode, or the umask's default.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        if new_file_mode is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            new_file_mode = 0o666 & ~umask
-        mode = new_file_mode
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def ensure_file(
-    path: str, content: str | None, check_mode: bool, diff_view=None, new_file_mode: int | None = None
-) -> dict:
-    """Make path hold content (None: make it absent); write only on difference and not in check mode.
-
-    diff_view turns file text into what may be shown in a diff (used to mask secrets).
-    """
+def _ensure_provisioning_file(path: str, content: str | None, check_mode: bool, **options) -> dict:
+    """managed_file.ensure_file, failing on a missing directory with the field that names it."""
     directory = os.path.dirname(os.path.abspath(path))
     # In check mode an earlier task may only have reported that it would create the directory.
     if content is not None and not os.path.isdir(directory) and not check_mode:
         raise SpecError("dest", f"directory {directory} does not exist")
-    current = _read(path)
-    changed = current != content
-    if changed and not check_mode:
-        if content is None:
-            os.unlink(path)
-        else:
-            write_atomically(path, content, new_file_mode)
-    view = diff_view or (lambda text: text)
-    return {
-        "changed": changed,
-        "diff": {
-            "before": view(current) if current is not None else "",
-            "after": view(content) if content is not None else "",
-            "before_header": path if current is not None else "(absent)",
-            "after_header": path if content is not None else "(absent)",
-        },
-    }
+    return ensure_file(path, content, check_mode, **options)
 
 
 def provision_dashboard(params: dict, check_mode: bool) -> dict:
@@ -625,7 +470,7 @@ def provision_dashboard(params: dict, check_mode: bool) -> dict:
             time_from=params.get("time_from") or "now-6h",
         )
         content = render_dashboard(dashboard)
-    result = ensure_file(path, content, check_mode)
+    result = _ensure_provisioning_file(path, content, check_mode)
     result.update(path=path, uid=uid)
     if content is not None:
         result["panel_count"] = sum(1 for panel in dashboard["panels"] if panel["type"] != "row")
@@ -650,7 +495,9 @@ def provision_datasource(params: dict, check_mode: bool) -> dict:
         state=params.get("state", "present"),
     )
     # 0640 until the module applies owner, group and mode: the file holds secrets.
-    result = ensure_file(dest, to_yaml(document), check_mode, diff_view=mask_secrets, new_file_mode=0o640)
+    result = _ensure_provisioning_file(
+        dest, yaml_text.dump(document, default=str), check_mode, diff_view=mask_secrets, new_file_mode=0o640
+    )
     if result["changed"] and result["diff"]["before"] == result["diff"]["after"]:
         # Only a masked secret differs: say so rather than show an empty diff.
         result["diff"]["after_header"] = f"{dest} (a secret value changed)"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 
+from ansible_collections.llmops.datacenter.plugins.module_utils.managed_file import write_atomically
+
 BLACKLIST_PATH = "/etc/modprobe.d/blacklist-nouveau.conf"
 BLACKLIST_CONTENT = (
     "# Managed by llmops.datacenter.nvidia_driver: nouveau must not claim NVIDIA GPUs.\n"
@@ -425,8 +427,4 @@ def read_text(path):
 
 def write_text(path, content):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = f"{path}.llmops-tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(content)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
+    write_atomically(path, content, new_file_mode=0o644)

@@ -4,8 +4,7 @@
 
 from __future__ import annotations
 
-import os
-
+from ansible_collections.llmops.datacenter.plugins.module_utils.file_module import exit_with_file_result
 from ansible_collections.llmops.datacenter.plugins.module_utils.prometheus_files import (
     PrometheusFileError,
     ValidatedFile,
@@ -38,9 +37,4 @@ def write_validated(module, render, promtool_check):
     except PrometheusFileError as error:
         module.fail_json(msg=str(error), path=path, changed=False)
 
-    if os.path.exists(path):
-        file_args = module.load_file_common_arguments(module.params)
-        result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    exit_with_file_result(module, result)

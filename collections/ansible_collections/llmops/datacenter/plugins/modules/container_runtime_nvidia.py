@@ -94,6 +94,7 @@ from ansible_collections.llmops.datacenter.plugins.module_utils.container_runtim
     containerd_major_version,
     render,
 )
+from ansible_collections.llmops.datacenter.plugins.module_utils.managed_file import ensure_file, read_text
 
 
 def main():
@@ -110,10 +111,7 @@ def main():
     )
     params = module.params
     path = params["config_path"] or (CONTAINERD_CONFIG if params["runtime"] == "containerd" else CRIO_DROP_IN)
-    current = None
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            current = handle.read()
+    current = read_text(path)
 
     requested_version = None if params["config_version"] == "auto" else int(params["config_version"])
     if params["runtime"] == "containerd" and requested_version is None and not (current or "").strip():
@@ -133,21 +131,10 @@ def main():
     except RuntimeConfigError as error:
         module.fail_json(msg=str(error), config_path=path)
 
-    changed = desired != (current or "")
-    if changed and not module.check_mode:
+    if not module.check_mode:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        temporary = f"{path}.llmops-tmp"
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(desired)
-        os.chmod(temporary, 0o644)
-        module.atomic_move(temporary, path)
-    module.exit_json(
-        changed=changed,
-        config_path=path,
-        config_version=version,
-        restart_required=changed,
-        diff={"before_header": path, "after_header": path, "before": current or "", "after": desired},
-    )
+    result = ensure_file(path, desired, module.check_mode, new_file_mode=0o644)
+    module.exit_json(**result, config_path=path, config_version=version, restart_required=result["changed"])
 
 
 if __name__ == "__main__":

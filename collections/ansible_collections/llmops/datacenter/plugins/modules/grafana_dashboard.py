@@ -174,9 +174,8 @@ diff:
   sample: {before: "", after: "{\n  \"annotations\": ...", before_header: "(absent)", after_header: "/var/lib/grafana/dashboards/llmops/llmops-gpu-fleet.json"}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.llmops.datacenter.plugins.module_utils.file_module import exit_with_file_result
 from ansible_collections.llmops.datacenter.plugins.module_utils.grafana import SpecError, provision_dashboard
 
 
@@ -204,13 +203,7 @@ def main():
         module.fail_json(msg=str(error), field=error.field)
     except OSError as error:
         module.fail_json(msg=f"cannot write the dashboard file: {error}")
-
-    if module.params["state"] == "present" and os.path.exists(result["path"]):
-        file_args = module.load_file_common_arguments(module.params, path=result["path"])
-        result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    exit_with_file_result(module, result)
 
 
 if __name__ == "__main__":

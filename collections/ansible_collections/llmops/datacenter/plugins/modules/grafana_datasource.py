@@ -133,9 +133,8 @@ diff:
   sample: {before: "", after: "apiVersion: 1\ndatasources:\n  - name: \"Prometheus\"\n", before_header: "(absent)", after_header: "/etc/grafana/provisioning/datasources/prometheus.yaml"}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.llmops.datacenter.plugins.module_utils.file_module import exit_with_file_result
 from ansible_collections.llmops.datacenter.plugins.module_utils.grafana import SpecError, provision_datasource
 
 
@@ -165,13 +164,7 @@ def main():
         module.fail_json(msg=str(error), field=error.field)
     except OSError as error:
         module.fail_json(msg=f"cannot write the datasource file: {error}")
-
-    if os.path.exists(result["path"]):
-        file_args = module.load_file_common_arguments(module.params, path=result["path"])
-        result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    exit_with_file_result(module, result)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ options:
         differs from what its pool declares. The plan is still computed from the declared fleet.
     type: dict
 notes:
-  - The planner (OR-Tools: SCIP for the placement, GLOP for the lower bound) uses the controller's CPU for up to O(time_limit) seconds.
+  - The planner uses OR-Tools (SCIP for the placement, GLOP for the lower bound) on the controller's CPU for up to O(time_limit) seconds.
   - The plan's cost and lower bound are per hour, in the currency of the fleet's C(node_hourly_cost)
     (USD for instance types from the catalog).
 seealso:

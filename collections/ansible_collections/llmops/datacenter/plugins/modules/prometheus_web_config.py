@@ -65,7 +65,7 @@ diff:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.llmops.datacenter.plugins.module_utils.prometheus_files import read_text
+from ansible_collections.llmops.datacenter.plugins.module_utils.managed_file import read_text
 from ansible_collections.llmops.datacenter.plugins.module_utils.prometheus_module import (
     FILE_OPTIONS,
     write_validated,

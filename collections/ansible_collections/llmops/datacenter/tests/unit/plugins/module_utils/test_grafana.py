@@ -1,4 +1,4 @@
-"""module_utils.grafana: dashboard model and layout, YAML writer, secret masking, atomic writes."""
+"""module_utils.grafana: dashboard model and layout, datasource documents, secret masking."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.llmops.datacenter.plugins.module_utils import grafana
-from hypothesis import given
-from hypothesis import strategies as st
+from ansible_collections.llmops.datacenter.plugins.module_utils import grafana, yaml_text
 
 ROLE_DASHBOARDS = Path(__file__).resolve().parents[4] / "roles" / "grafana" / "files" / "dashboards"
 SPECS = {path.stem: yaml.safe_load(path.read_text(encoding="utf-8")) for path in ROLE_DASHBOARDS.glob("*.yml")}
@@ -99,26 +97,8 @@ def test_uid_defaults_to_a_slug_within_grafanas_limit():
         assert raised.value.field == "uid"
 
 
-yaml_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
-yaml_documents = st.recursive(
-    yaml_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(min_size=1), children, max_size=4),
-    max_leaves=20,
-)
-
-
-@given(st.dictionaries(st.text(min_size=1), yaml_documents, min_size=1, max_size=5))
-def test_yaml_writer_round_trips_through_a_yaml_parser(document):
-    assert yaml.safe_load(grafana.to_yaml(document)) == document
-
-
-def test_yaml_writer_keeps_strings_that_look_like_other_types_as_strings():
-    document = {"a": "yes", "b": "1e3", "c": "null", "d": "0640", "e": "- x", "f": "{{Hostname}}"}
-    assert yaml.safe_load(grafana.to_yaml(document)) == document
-
-
 def test_mask_secrets_hides_secure_json_data_only():
-    text = grafana.to_yaml(
+    text = yaml_text.dump(
         grafana.build_datasource_document(
             "Prometheus", "http://p:9090", basic_auth_user="grafana", basic_auth_password="pw",
             json_data={"httpMethod": "POST"}, secure_json_data={"tlsCACert": "PEM"},
@@ -129,13 +109,3 @@ def test_mask_secrets_hides_secure_json_data_only():
     loaded = yaml.safe_load(masked)["datasources"][0]
     assert loaded["secureJsonData"] == {"basicAuthPassword": grafana.SECRET_MASK, "tlsCACert": grafana.SECRET_MASK}
     assert loaded["jsonData"] == {"httpMethod": "POST"} and loaded["basicAuthUser"] == "grafana"
-
-
-def test_atomic_write_keeps_the_existing_mode_and_leaves_no_temporary_files(tmp_path):
-    target = tmp_path / "d.json"
-    target.write_text("old", encoding="utf-8")
-    target.chmod(0o640)
-    grafana.write_atomically(str(target), "new")
-    assert target.read_text(encoding="utf-8") == "new"
-    assert target.stat().st_mode & 0o777 == 0o640
-    assert [path.name for path in tmp_path.iterdir()] == ["d.json"]

@@ -1,33 +1,22 @@
 """The gpu_facts module end to end, commands answered by captured nvidia-smi outputs."""
 
-import json
 from pathlib import Path
-from unittest import mock
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.llmops.datacenter.plugins.modules import gpu_facts as module
 
 FIXTURES = Path(__file__).parents[1] / "module_utils" / "fixtures" / "nvidia_smi"
 
 
-def run_module(args, run_command, nvidia_smi="/usr/bin/nvidia-smi"):
-    """Run main() and return (failed, result); run_command stands in for the host's commands."""
-    with (
-        patch_module_args(args),
-        mock.patch.object(basic.AnsibleModule, "run_command", side_effect=lambda argv, **kw: run_command(argv)),
-        mock.patch.object(basic.AnsibleModule, "get_bin_path", return_value=nvidia_smi),
-        mock.patch.object(basic.AnsibleModule, "_log_invocation"),
-        # Collected here: how Ansible routes module warnings depends on what else the process imported.
-        mock.patch.object(basic.AnsibleModule, "warn", autospec=True) as warn,
-        mock.patch("sys.stdout.write") as written,
-        pytest.raises(SystemExit) as exited,
-    ):
-        module.main()
-    result = json.loads("".join(call.args[0] for call in written.call_args_list))
-    result["warnings"] = [call.args[1] for call in warn.call_args_list]
-    return exited.value.code != 0, result
+@pytest.fixture
+def run_module(run_module):
+    """Run the module and return (failed, result); run_command stands in for the host's commands."""
+
+    def run(args, run_command, nvidia_smi="/usr/bin/nvidia-smi", check_mode=False):
+        result = run_module(module, args, check_mode, run_command=run_command, bin_path=nvidia_smi)
+        return result.get("failed", False), result
+
+    return run
 
 
 def h200_host(argv):
@@ -49,8 +38,8 @@ def no_device(argv):
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_reports_the_h200_host(check_mode):
-    failed, result = run_module({"_ansible_check_mode": check_mode, "expected_type": "H200-SXM-141GB"}, h200_host)
+def test_reports_the_h200_host(run_module, check_mode):
+    failed, result = run_module({"expected_type": "H200-SXM-141GB"}, h200_host, check_mode=check_mode)
     facts = result["ansible_facts"]["llmops_gpus"]
     assert not failed and result["changed"] is False
     assert facts["count"] == 1 and facts["gpus"][0]["planner_gpu_type"] == "H200-SXM-141GB"
@@ -58,8 +47,8 @@ def test_reports_the_h200_host(check_mode):
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_zero_gpus_is_clean_when_not_declared(check_mode):
-    failed, result = run_module({"_ansible_check_mode": check_mode}, no_device)
+def test_zero_gpus_is_clean_when_not_declared(run_module, check_mode):
+    failed, result = run_module({}, no_device, check_mode=check_mode)
     assert not failed
     assert result["ansible_facts"]["llmops_gpus"]["reason"] == "No devices were found"
 
@@ -67,24 +56,24 @@ def test_zero_gpus_is_clean_when_not_declared(check_mode):
 @pytest.mark.parametrize(
     ("args", "field"), [({"required": True}, "required"), ({"expected_count": 8}, "expected_count")]
 )
-def test_zero_gpus_fails_on_a_declared_gpu_host(args, field):
+def test_zero_gpus_fails_on_a_declared_gpu_host(run_module, args, field):
     failed, result = run_module(args, no_device)
     assert failed
     assert result["msg"] == f"no NVIDIA GPU found (No devices were found) but {field} declares this a GPU host"
 
 
-def test_missing_nvidia_smi_on_a_required_host():
+def test_missing_nvidia_smi_on_a_required_host(run_module):
     failed, result = run_module({"required": True}, lambda argv: pytest.fail("nothing runs"), nvidia_smi=None)
     assert failed and "nvidia-smi is not installed" in result["msg"]
 
 
-def test_count_mismatch_warns():
+def test_count_mismatch_warns(run_module):
     failed, result = run_module({"expected_count": 8}, h200_host)
     assert not failed and result["fleet_mismatches"] == ["inventory declares 8 GPUs, host reports 1"]
     assert result["warnings"] == ["inventory declares 8 GPUs, host reports 1"]
 
 
-def test_simulation_runs_nothing_on_the_host():
+def test_simulation_runs_nothing_on_the_host(run_module):
     failed, result = run_module(
         {"simulate": {"count": 2, "type": "L4-24GB"}}, lambda argv: pytest.fail(f"ran {argv}")
     )
@@ -92,6 +81,6 @@ def test_simulation_runs_nothing_on_the_host():
     assert not failed and facts["simulated"] is True and facts["gpu_types"] == {"L4-24GB": 2}
 
 
-def test_bad_simulation_fails_naming_the_accepted_types():
+def test_bad_simulation_fails_naming_the_accepted_types(run_module):
     failed, result = run_module({"simulate": [{"type": "H100"}]}, lambda argv: (0, "", ""))
     assert failed and result["msg"].startswith("simulate[0].type must be one of: A100-SXM-40GB, A100-SXM-80GB")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import stat
@@ -9,43 +10,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.llmops.datacenter.plugins.modules import grafana_dashboard
 
 ROLE_DASHBOARDS = Path(__file__).resolve().parents[4] / "roles" / "grafana" / "files" / "dashboards"
 SERVING_SPEC = yaml.safe_load((ROLE_DASHBOARDS / "model_serving.yml").read_text(encoding="utf-8"))
 
 
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
 @pytest.fixture
-def run_module(monkeypatch):
-    """Run the module's main() with args; returns the result dict (failed=True on fail_json)."""
-
-    def exit_json(self, **result):
-        raise ExitJson(result)
-
-    def fail_json(self, **result):
-        result["failed"] = True
-        raise FailJson(result)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-
-    def run(args: dict, check_mode: bool = False, diff: bool = False) -> dict:
-        module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-        with patch_module_args(module_args), pytest.raises((ExitJson, FailJson)) as raised:
-            grafana_dashboard.main()
-        return raised.value.args[0]
-
-    return run
+def run_module(run_module):
+    """Run grafana_dashboard with args; returns the result dict (failed=True on fail_json)."""
+    return functools.partial(run_module, grafana_dashboard)
 
 
 def serving_args(dest_dir: Path, **overrides) -> dict:

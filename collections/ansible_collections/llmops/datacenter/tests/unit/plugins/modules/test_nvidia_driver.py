@@ -1,11 +1,8 @@
 """The nvidia_driver module against a simulated Debian 12 host (commands mocked at run_command)."""
 
-import json
 from unittest import mock
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.llmops.datacenter.plugins.module_utils import nvidia_driver as nd
 from ansible_collections.llmops.datacenter.plugins.modules import nvidia_driver as module
 
@@ -76,32 +73,29 @@ class FakeDebianHost:
         self.files[path] = content
 
 
-def run_module(args, fake):
-    with (
-        patch_module_args({"kernel_release": KERNEL, **args}),
-        mock.patch.object(basic.AnsibleModule, "run_command", side_effect=fake.run),
-        mock.patch.object(basic.AnsibleModule, "_log_invocation"),
-        # Collected here: how Ansible routes module warnings depends on what else the process imported.
-        mock.patch.object(basic.AnsibleModule, "warn", autospec=True) as warn,
-        mock.patch.object(module, "read_text", side_effect=fake.read),
-        mock.patch.object(module, "write_text", side_effect=fake.write),
-        mock.patch.object(module.os.path, "exists", return_value=False),
-        mock.patch("sys.stdout.write") as written,
-        pytest.raises(SystemExit) as exited,
-    ):
-        module.main()
-    result = json.loads("".join(call.args[0] for call in written.call_args_list))
-    result["warnings"] = [call.args[1] for call in warn.call_args_list]
-    return exited.value.code != 0, result
+@pytest.fixture
+def run_module(run_module):
+    """Run the module against a FakeDebianHost; returns (failed, result)."""
+
+    def run(args, fake, check_mode=False, diff=False):
+        with (
+            mock.patch.object(module, "read_text", side_effect=fake.read),
+            mock.patch.object(module, "write_text", side_effect=fake.write),
+            mock.patch.object(module.os.path, "exists", return_value=False),
+        ):
+            result = run_module(module, {"kernel_release": KERNEL, **args}, check_mode, diff, run_command=fake.run)
+        return result.get("failed", False), result
+
+    return run
 
 
-USERSPACE = {"branch": "535", "module_build": "none", "_ansible_diff": True}
+USERSPACE = {"branch": "535", "module_build": "none"}
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_install_is_planned_diffed_and_applied_only_outside_check_mode(check_mode):
+def test_install_is_planned_diffed_and_applied_only_outside_check_mode(run_module, check_mode):
     fake = FakeDebianHost()
-    failed, result = run_module({**USERSPACE, "_ansible_check_mode": check_mode}, fake)
+    failed, result = run_module(USERSPACE, fake, check_mode=check_mode, diff=True)
     assert not failed and result["changed"] is True
     assert result["plan"]["install"] == ["nvidia-smi", "libcuda1", "nvidia-persistenced", "firmware-misc-nonfree"]
     assert result["diff"][0]["after"] == nd.BLACKLIST_CONTENT and result["diff"][0]["before"] == ""
@@ -114,18 +108,18 @@ def test_install_is_planned_diffed_and_applied_only_outside_check_mode(check_mod
         assert fake.files[nd.BLACKLIST_PATH] == nd.BLACKLIST_CONTENT
 
 
-def test_second_run_is_idempotent():
+def test_second_run_is_idempotent(run_module):
     fake = FakeDebianHost()
-    run_module(USERSPACE, fake)
-    failed, result = run_module(USERSPACE, fake)
+    run_module(USERSPACE, fake, diff=True)
+    failed, result = run_module(USERSPACE, fake, diff=True)
     assert not failed and result["changed"] is False and result["diff"] == []
     assert result["installed_driver_version"] == "535.261.03"
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_dkms_without_installable_headers_fails_before_changing_anything(check_mode):
+def test_dkms_without_installable_headers_fails_before_changing_anything(run_module, check_mode):
     fake = FakeDebianHost()
-    failed, result = run_module({"branch": "535", "_ansible_check_mode": check_mode}, fake)
+    failed, result = run_module({"branch": "535"}, fake, check_mode=check_mode)
     assert failed and result["field"] == "module_build"
     assert result["msg"].startswith(f"module_build: DKMS needs linux-headers-{KERNEL} for the running kernel {KERNEL}")
     assert nd.BLACKLIST_PATH not in fake.files and not any(argv[0] == "apt-get" for argv in fake.commands)
@@ -139,7 +133,7 @@ def test_dkms_without_installable_headers_fails_before_changing_anything(check_m
         ({"branch": "535", "module_build": "precompiled"}, "module_build: Debian builds the kernel module with DKMS"),
     ],
 )
-def test_bad_input_changes_nothing(args, message):
+def test_bad_input_changes_nothing(run_module, args, message):
     fake = FakeDebianHost()
     failed, result = run_module(args, fake)
     assert failed and result["msg"].startswith(message)
@@ -147,22 +141,22 @@ def test_bad_input_changes_nothing(args, message):
     assert not any(argv[0] in ("apt-get", "update-initramfs") for argv in fake.commands)
 
 
-def test_a_package_no_repository_knows_has_no_candidate():
+def test_a_package_no_repository_knows_has_no_candidate(run_module):
     fake = FakeDebianHost()
     failed, result = run_module({"branch": "535", "kernel_module_type": "proprietary"}, fake)
     assert failed and result["field"] == "source"
     assert result["msg"].startswith("source: package nvidia-kernel-dkms has no installation candidate")
 
 
-def test_other_branch_installed_is_refused_by_default():
+def test_other_branch_installed_is_refused_by_default(run_module):
     fake = FakeDebianHost(installed={"libcuda1": "525.147.05-4~deb12u1"})
-    failed, result = run_module(USERSPACE, fake)
+    failed, result = run_module(USERSPACE, fake, diff=True)
     assert failed and result["field"] == "existing_driver"
     assert "driver 525.147.05 (package libcuda1) is installed but branch 535 was requested" in result["msg"]
 
 
-def test_keep_warns_and_installs_nothing():
+def test_keep_warns_and_installs_nothing(run_module):
     fake = FakeDebianHost(installed={"libcuda1": "525.147.05-4~deb12u1"}, blacklist=nd.BLACKLIST_CONTENT, persistence="enabled")
-    failed, result = run_module({**USERSPACE, "existing_driver": "keep"}, fake)
+    failed, result = run_module({**USERSPACE, "existing_driver": "keep"}, fake, diff=True)
     assert not failed and result["changed"] is False
     assert result["warnings"] == ["existing_driver=keep: driver 525.147.05 left in place although branch 535 was requested"]

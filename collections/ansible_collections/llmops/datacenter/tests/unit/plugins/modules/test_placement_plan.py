@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.llmops.datacenter.plugins.module_utils import placement
 from ansible_collections.llmops.datacenter.plugins.modules import placement_plan
 
@@ -20,36 +18,13 @@ LAB_FLEET = yaml.safe_load((LAB / "fleet.yml").read_text())
 LAB_MODELS = yaml.safe_load((LAB / "models.yml").read_text())
 
 
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
 @pytest.fixture
-def run_module(monkeypatch):
-    """Run the module's main() with args; returns (result, warnings)."""
-    warnings: list[str] = []
-
-    def exit_json(self, **result):
-        raise ExitJson(result)
-
-    def fail_json(self, **result):
-        result["failed"] = True
-        raise FailJson(result)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, text: warnings.append(text))
+def run_module(run_module):
+    """Run placement_plan with args; returns (result, warnings)."""
 
     def run(args: dict, check_mode: bool = False, diff: bool = False) -> tuple[dict, list[str]]:
-        warnings.clear()
-        module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-        with patch_module_args(module_args), pytest.raises((ExitJson, FailJson)) as raised:
-            placement_plan.main()
-        return raised.value.args[0], list(warnings)
+        result = run_module(placement_plan, args, check_mode, diff)
+        return result, result.pop("warnings")
 
     return run
 

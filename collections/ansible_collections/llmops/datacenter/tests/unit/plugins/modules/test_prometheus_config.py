@@ -6,57 +6,16 @@ import shutil
 
 import pytest
 import yaml
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.llmops.datacenter.plugins.modules import prometheus_config
 
 
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
-class FakePromtool:
-    """The run_command boundary: records each check and answers like promtool would."""
-
-    def __init__(self, rc=0, stdout="SUCCESS", stderr=""):
-        self.rc, self.stdout, self.stderr = rc, stdout, stderr
-        self.calls = []
-
-    def __call__(self, argv, **kwargs):
-        with open(argv[-1], encoding="utf-8") as handle:
-            self.calls.append((argv, handle.read()))
-        return self.rc, self.stdout, self.stderr
-
-
 @pytest.fixture
-def run_module(monkeypatch):
-    def exit_json(self, **result):
-        raise ExitJson(result)
-
-    def fail_json(self, **result):
-        result["failed"] = True
-        raise FailJson(result)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+def run_module(run_module):
+    """Run prometheus_config with args; promtool, when given, answers for promtool (else the real one runs)."""
 
     def run(args, check_mode=False, diff=False, promtool=None):
-        if promtool is not None:
-            monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kwargs: promtool(argv))
-            monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False: "/usr/bin/promtool")
-        else:
-            monkeypatch.undo()
-            monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-            monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-        with patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)), pytest.raises(
-            (ExitJson, FailJson)
-        ) as raised:
-            prometheus_config.main()
-        return raised.value.args[0]
+        fakes = {"run_command": promtool, "bin_path": "/usr/bin/promtool"} if promtool is not None else {}
+        return run_module(prometheus_config, args, check_mode, diff, **fakes)
 
     return run
 
@@ -77,9 +36,9 @@ def config_args(path, **overrides):
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_writes_the_config_after_promtool_accepts_it(run_module, tmp_path, check_mode):
+def test_writes_the_config_after_promtool_accepts_it(run_module, fake_promtool, tmp_path, check_mode):
     path = tmp_path / "prometheus.yml"
-    promtool = FakePromtool()
+    promtool = fake_promtool()
 
     result = run_module(config_args(path), check_mode=check_mode, diff=True, promtool=promtool)
 
@@ -97,10 +56,10 @@ def test_writes_the_config_after_promtool_accepts_it(run_module, tmp_path, check
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_second_run_reports_no_change(run_module, tmp_path, check_mode):
+def test_second_run_reports_no_change(run_module, fake_promtool, tmp_path, check_mode):
     path = tmp_path / "prometheus.yml"
-    run_module(config_args(path), promtool=FakePromtool())
-    promtool = FakePromtool()
+    run_module(config_args(path), promtool=fake_promtool())
+    promtool = fake_promtool()
 
     result = run_module(config_args(path), check_mode=check_mode, promtool=promtool)
 
@@ -110,11 +69,11 @@ def test_second_run_reports_no_change(run_module, tmp_path, check_mode):
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_unknown_target_format_fails_naming_the_field_and_changes_nothing(run_module, tmp_path, check_mode):
+def test_unknown_target_format_fails_naming_the_field_and_changes_nothing(run_module, fake_promtool, tmp_path, check_mode):
     path = tmp_path / "prometheus.yml"
     path.write_text("# working config\n")
     args = config_args(path, scrape_jobs=[{"job_name": "node", "targets": ["lab-control:9100", "http://lab-gpu-1:9100"]}])
-    promtool = FakePromtool()
+    promtool = fake_promtool()
 
     result = run_module(args, check_mode=check_mode, promtool=promtool)
 
@@ -126,10 +85,10 @@ def test_unknown_target_format_fails_naming_the_field_and_changes_nothing(run_mo
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_promtool_rejection_fails_and_keeps_the_live_file(run_module, tmp_path, check_mode):
+def test_promtool_rejection_fails_and_keeps_the_live_file(run_module, fake_promtool, tmp_path, check_mode):
     path = tmp_path / "prometheus.yml"
     path.write_text("# working config\n")
-    promtool = FakePromtool(rc=1, stdout="", stderr='FAILED: "rules/x.rules.yml": group "a", rule 1: parse error')
+    promtool = fake_promtool(rc=1, stdout="", stderr='FAILED: "rules/x.rules.yml": group "a", rule 1: parse error')
 
     result = run_module(config_args(path), check_mode=check_mode, promtool=promtool)
 

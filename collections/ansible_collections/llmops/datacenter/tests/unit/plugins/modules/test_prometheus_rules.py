@@ -6,57 +6,16 @@ import shutil
 
 import pytest
 import yaml
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.llmops.datacenter.plugins.modules import prometheus_rules
 
 
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
-class FakePromtool:
-    """The run_command boundary: records each check and answers like promtool would."""
-
-    def __init__(self, rc=0, stdout="SUCCESS", stderr=""):
-        self.rc, self.stdout, self.stderr = rc, stdout, stderr
-        self.calls = []
-
-    def __call__(self, argv, **kwargs):
-        with open(argv[-1], encoding="utf-8") as handle:
-            self.calls.append((argv, handle.read()))
-        return self.rc, self.stdout, self.stderr
-
-
 @pytest.fixture
-def run_module(monkeypatch):
-    def exit_json(self, **result):
-        raise ExitJson(result)
-
-    def fail_json(self, **result):
-        result["failed"] = True
-        raise FailJson(result)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+def run_module(run_module):
+    """Run prometheus_rules with args; promtool, when given, answers for promtool (else the real one runs)."""
 
     def run(args, check_mode=False, diff=False, promtool=None):
-        if promtool is not None:
-            monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kwargs: promtool(argv))
-            monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False: "/usr/bin/promtool")
-        else:
-            monkeypatch.undo()
-            monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-            monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-        with patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)), pytest.raises(
-            (ExitJson, FailJson)
-        ) as raised:
-            prometheus_rules.main()
-        return raised.value.args[0]
+        fakes = {"run_command": promtool, "bin_path": "/usr/bin/promtool"} if promtool is not None else {}
+        return run_module(prometheus_rules, args, check_mode, diff, **fakes)
 
     return run
 
@@ -73,9 +32,9 @@ def rules_args(path, **overrides):
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_writes_rules_after_promtool_accepts_them(run_module, tmp_path, check_mode):
+def test_writes_rules_after_promtool_accepts_them(run_module, fake_promtool, tmp_path, check_mode):
     path = tmp_path / "llmops.rules.yml"
-    promtool = FakePromtool()
+    promtool = fake_promtool()
 
     result = run_module(rules_args(path), check_mode=check_mode, diff=True, promtool=promtool)
 
@@ -92,10 +51,10 @@ def test_writes_rules_after_promtool_accepts_them(run_module, tmp_path, check_mo
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_second_run_reports_no_change(run_module, tmp_path, check_mode):
+def test_second_run_reports_no_change(run_module, fake_promtool, tmp_path, check_mode):
     path = tmp_path / "llmops.rules.yml"
-    run_module(rules_args(path), promtool=FakePromtool())
-    promtool = FakePromtool()
+    run_module(rules_args(path), promtool=fake_promtool())
+    promtool = fake_promtool()
 
     result = run_module(rules_args(path), check_mode=check_mode, diff=True, promtool=promtool)
 
@@ -105,11 +64,11 @@ def test_second_run_reports_no_change(run_module, tmp_path, check_mode):
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_structurally_invalid_rule_fails_naming_group_and_rule(run_module, tmp_path, check_mode):
+def test_structurally_invalid_rule_fails_naming_group_and_rule(run_module, fake_promtool, tmp_path, check_mode):
     path = tmp_path / "llmops.rules.yml"
     path.write_text("# live rules\n")
     args = rules_args(path, groups=[{"name": "site", "rules": [{"alert": "NoExpr", "for": "5m"}]}])
-    promtool = FakePromtool()
+    promtool = fake_promtool()
 
     result = run_module(args, check_mode=check_mode, promtool=promtool)
 
@@ -120,11 +79,11 @@ def test_structurally_invalid_rule_fails_naming_group_and_rule(run_module, tmp_p
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_bad_slo_latency_fails_listing_the_bucket_bounds(run_module, tmp_path, check_mode):
+def test_bad_slo_latency_fails_listing_the_bucket_bounds(run_module, fake_promtool, tmp_path, check_mode):
     path = tmp_path / "llmops.rules.yml"
     args = rules_args(path, model_slos=[{"model": "llama-3-8b", "ttft_seconds": 0.3}])
 
-    result = run_module(args, check_mode=check_mode, promtool=FakePromtool())
+    result = run_module(args, check_mode=check_mode, promtool=fake_promtool())
 
     assert result["failed"] is True
     assert "model_slos[0].ttft_seconds: 0.3 is not a vLLM histogram bucket bound; accepted:" in result["msg"]

@@ -6,59 +6,18 @@ import shutil
 
 import pytest
 import yaml
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.llmops.datacenter.plugins.modules import prometheus_web_config
 
 bcrypt = pytest.importorskip("bcrypt")
 
 
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
-class FakePromtool:
-    """The run_command boundary: records each check and answers like promtool would."""
-
-    def __init__(self, rc=0, stdout="SUCCESS", stderr=""):
-        self.rc, self.stdout, self.stderr = rc, stdout, stderr
-        self.calls = []
-
-    def __call__(self, argv, **kwargs):
-        with open(argv[-1], encoding="utf-8") as handle:
-            self.calls.append((argv, handle.read()))
-        return self.rc, self.stdout, self.stderr
-
-
 @pytest.fixture
-def run_module(monkeypatch):
-    def exit_json(self, **result):
-        raise ExitJson(result)
-
-    def fail_json(self, **result):
-        result["failed"] = True
-        raise FailJson(result)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+def run_module(run_module):
+    """Run prometheus_web_config with args; promtool, when given, answers for promtool (else the real one runs)."""
 
     def run(args, check_mode=False, diff=False, promtool=None):
-        if promtool is not None:
-            monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kwargs: promtool(argv))
-            monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False: "/usr/bin/promtool")
-        else:
-            monkeypatch.undo()
-            monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-            monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-        with patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)), pytest.raises(
-            (ExitJson, FailJson)
-        ) as raised:
-            prometheus_web_config.main()
-        return raised.value.args[0]
+        fakes = {"run_command": promtool, "bin_path": "/usr/bin/promtool"} if promtool is not None else {}
+        return run_module(prometheus_web_config, args, check_mode, diff, **fakes)
 
     return run
 
@@ -70,9 +29,9 @@ def web_args(path, password="correct horse battery", **overrides):
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_writes_a_bcrypt_hash_never_the_password(run_module, tmp_path, check_mode):
+def test_writes_a_bcrypt_hash_never_the_password(run_module, fake_promtool, tmp_path, check_mode):
     path = tmp_path / "web.yml"
-    promtool = FakePromtool()
+    promtool = fake_promtool()
 
     result = run_module(web_args(path), check_mode=check_mode, diff=True, promtool=promtool)
 
@@ -86,13 +45,13 @@ def test_writes_a_bcrypt_hash_never_the_password(run_module, tmp_path, check_mod
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_same_password_keeps_the_hash_and_a_new_one_replaces_it(run_module, tmp_path, check_mode):
+def test_same_password_keeps_the_hash_and_a_new_one_replaces_it(run_module, fake_promtool, tmp_path, check_mode):
     path = tmp_path / "web.yml"
-    run_module(web_args(path), promtool=FakePromtool())
+    run_module(web_args(path), promtool=fake_promtool())
     written = path.read_text()
 
-    same = run_module(web_args(path), check_mode=check_mode, promtool=FakePromtool())
-    new = run_module(web_args(path, password="another long secret"), check_mode=check_mode, promtool=FakePromtool())
+    same = run_module(web_args(path), check_mode=check_mode, promtool=fake_promtool())
+    new = run_module(web_args(path, password="another long secret"), check_mode=check_mode, promtool=fake_promtool())
 
     assert same["changed"] is False
     assert new["changed"] is True
@@ -109,9 +68,9 @@ def test_same_password_keeps_the_hash_and_a_new_one_replaces_it(run_module, tmp_
         ({"tls_cert_file": "/etc/prometheus/cert.pem"}, "tls_cert_file, tls_key_file: set both"),
     ],
 )
-def test_missing_password_or_half_tls_fails_and_writes_nothing(run_module, tmp_path, overrides, field):
+def test_missing_password_or_half_tls_fails_and_writes_nothing(run_module, fake_promtool, tmp_path, overrides, field):
     path = tmp_path / "web.yml"
-    result = run_module(web_args(path, **overrides), promtool=FakePromtool())
+    result = run_module(web_args(path, **overrides), promtool=fake_promtool())
     assert result["failed"] is True and field in result["msg"]
     assert not path.exists()
 
