@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -93,7 +92,6 @@ def test_precision_the_gpu_lacks_lists_what_it_accepts(capsys):
     )
 
 
-@pytest.mark.skipif(shutil.which("llmops") is None, reason="console script not installed")
 def test_installed_command_reports_bad_gpu_without_a_traceback():
     result = subprocess.run(
         ["llmops", *BASE[:1], "--gpu", "H100", "--architecture", "llama-3.1-8b", "--precision", "bf16",

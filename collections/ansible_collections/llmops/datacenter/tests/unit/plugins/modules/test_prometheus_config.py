@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import yaml
 from ansible_collections.llmops.datacenter.plugins.modules import prometheus_config
@@ -98,7 +96,6 @@ def test_promtool_rejection_fails_and_keeps_the_live_file(run_module, fake_promt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prometheus.yml"]
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_real_promtool_accepts_the_config_and_the_rule_files_it_references(run_module, tmp_path):
     from ansible_collections.llmops.datacenter.plugins.module_utils.monitoring_catalog import BUILTIN_GROUPS
     from ansible_collections.llmops.datacenter.plugins.module_utils.prometheus_rules import build_rules

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import yaml
 from ansible_collections.llmops.datacenter.plugins.modules import prometheus_rules
@@ -90,7 +88,6 @@ def test_bad_slo_latency_fails_listing_the_bucket_bounds(run_module, fake_promto
     assert not path.exists()
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 @pytest.mark.parametrize("check_mode", [False, True])
 def test_real_promtool_rejects_bad_promql_naming_group_and_rule_and_changes_nothing(run_module, tmp_path, check_mode):
     path = tmp_path / "llmops.rules.yml"

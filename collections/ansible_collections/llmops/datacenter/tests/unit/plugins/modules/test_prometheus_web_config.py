@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-
+import bcrypt
 import pytest
 import yaml
 from ansible_collections.llmops.datacenter.plugins.modules import prometheus_web_config
-
-bcrypt = pytest.importorskip("bcrypt")
 
 
 @pytest.fixture
@@ -75,7 +72,6 @@ def test_missing_password_or_half_tls_fails_and_writes_nothing(run_module, fake_
     assert not path.exists()
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_real_promtool_accepts_the_web_config(run_module, tmp_path):
     path = tmp_path / "web.yml"
     first = run_module(web_args(path, promtool="promtool"))
