@@ -8,8 +8,12 @@ cd "$LLMOPS_ROOT"
 
 SUDO=""
 [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+# golang-github-containernetworking-plugin-dnsname: podman 4.3's CNI backend resolves container
+# names on a user network only with it; without it every multi-host lab and scenario fails.
 system_packages=(podman runc debootstrap slirp4netns uidmap fuse-overlayfs iproute2
-                 prometheus prometheus-node-exporter python3-venv python3-dev git curl)
+                 golang-github-containernetworking-plugin-dnsname
+                 prometheus prometheus-node-exporter prometheus-alertmanager
+                 python3-venv python3-dev git curl)
 missing=()
 for pkg in "${system_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -36,4 +40,8 @@ if [[ ! -f "$stamp" ]]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
-echo "setup complete: $(.venv/bin/ansible --version | head -1), $(podman --version)"
+# Prove container networking works the way the lab and molecule need it, so a missing piece
+# fails here, named, instead of as a down target ten minutes later.
+scripts/check-podman-dns.sh
+ansible_version=$(.venv/bin/ansible --version 2>/dev/null | sed -n 1p)
+echo "setup complete: $ansible_version, $(podman --version)"

@@ -32,6 +32,20 @@ class PlanReplica(_Out):
     tensor_parallel: int
     memory_per_gpu_gib: float
     capacity_requests_per_second: float
+    traffic_weight: float | None = Field(
+        default=None,
+        description="This replica's share of its model's traffic (the model's weights sum to 1); the "
+        "gateway and the per-pool workloads route by it. None in plans that predate weights.",
+    )
+
+
+class Autoscaling(_Out):
+    """The replica range and per-replica target that HPA/KEDA objects use, from the performance model."""
+
+    min_replicas: int = Field(description="What survivability needs at base demand.")
+    max_replicas: int = Field(description="What the peak demand needs.")
+    target_requests_per_second: float = Field(description="Requests/s one replica serves within the SLO.")
+    target_requests_in_flight: float = Field(description="Concurrent requests one replica holds within the SLO.")
 
 
 class PlanModel(_Out):
@@ -44,6 +58,7 @@ class PlanModel(_Out):
     tpot_ms: float | None = Field(description="Worst TPOT among the model's replica configs; None if unserved.")
     replicas: int
     served: bool
+    autoscaling: Autoscaling | None = Field(default=None, description="None in plans that predate it.")
 
 
 class Unplaced(_Out):

@@ -100,8 +100,35 @@ class Spread(StrEnum):
     none = "none"
 
 
+class ModelArtifact(Strict):
+    """Where the serving layer gets the weights: a manifest pushed with `llmops model push`."""
+
+    name: str = Field(description="Artifact name in the object store (DNS label).")
+    version: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", description="Artifact version, e.g. 2024-11-01 or v1."
+    )
+
+    _check_name = field_validator("name")(_dns_label)
+
+
+class Tenant(Strict):
+    """A team or customer: owns models, gets its own bucket, gateway API key and quotas."""
+
+    name: str = Field(description="Unique tenant name (DNS label).")
+    shared_models: list[str] = Field(
+        default_factory=list, description="Models owned by other tenants that this tenant may also call."
+    )
+    gpu_quota: int | None = Field(default=None, ge=0, description="Most GPUs this tenant's replicas may hold.")
+
+    _check_name = field_validator("name")(_dns_label)
+
+
 class ModelDeployment(Strict):
     name: str = Field(description="Unique deployment name (DNS label).")
+    tenant: str | None = Field(default=None, description="Owning tenant; must be declared under `tenants`.")
+    artifact: ModelArtifact | None = Field(
+        default=None, description="Model artifact (name, version) in the object store that replicas serve."
+    )
     architecture: str | None = Field(default=None, description="Model catalog key, e.g. llama-3.1-70b.")
     hf_config: str | None = Field(default=None, description="Path to a Hugging Face config.json.")
     precisions: list[Precision] = Field(
@@ -125,6 +152,30 @@ class ModelDeployment(Strict):
 
 class ModelsFile(Strict):
     models: list[ModelDeployment] = Field(min_length=1, description="Models to serve.")
+    tenants: list[Tenant] = Field(default_factory=list, description="Tenants that own and call the models.")
+
+    @model_validator(mode="after")
+    def _tenants_known(self) -> ModelsFile:
+        declared = [t.name for t in self.tenants]
+        repeated = sorted({n for n in declared if declared.count(n) > 1})
+        if repeated:
+            raise ValueError(f"tenant names must be unique; repeated: {', '.join(repeated)}")
+        accepted = ", ".join(declared) or "(none declared under tenants)"
+        model_names = {m.name for m in self.models}
+        problems = [
+            f"models[{i}].tenant: unknown tenant {m.tenant!r}; accepted: {accepted}"
+            for i, m in enumerate(self.models)
+            if m.tenant is not None and m.tenant not in declared
+        ]
+        problems += [
+            f"tenants[{i}].shared_models: unknown model {name!r}"
+            for i, t in enumerate(self.tenants)
+            for name in t.shared_models
+            if name not in model_names
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("models")
     @classmethod
