@@ -159,7 +159,54 @@ def model_server_job(model_server_targets, job_name, metrics_path, field="model_
     return {"job_name": job_name, "metrics_path": metrics_path, "target_groups": groups}
 
 
-def build_config(global_config, rule_files, scrape_jobs, model_server_targets=None, model_server_job_name="model-servers", model_server_metrics_path="/metrics"):
+_ALERTMANAGER_OPTIONS = ("targets", "scheme", "path_prefix", "timeout", "basic_auth", "tls_config")
+
+
+def build_alerting(alerting, field="alerting"):
+    """The ``alerting`` section: where Prometheus sends firing alerts. Empty input, no section."""
+    if not alerting:
+        return {}
+    if not isinstance(alerting, dict) or set(alerting) - {"alertmanagers"}:
+        raise PrometheusFileError(f"{field}: expected a mapping with alertmanagers")
+    alertmanagers = []
+    for index, entry in enumerate(alerting.get("alertmanagers") or []):
+        entry_field = f"{field}.alertmanagers[{index}]"
+        if not isinstance(entry, dict):
+            raise PrometheusFileError(f"{entry_field}: expected a mapping with targets")
+        entry = {key: value for key, value in entry.items() if value is not None}
+        unknown = sorted(set(entry) - set(_ALERTMANAGER_OPTIONS))
+        if unknown:
+            raise PrometheusFileError(f"{entry_field}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(_ALERTMANAGER_OPTIONS)}")
+        targets = entry.get("targets")
+        if not isinstance(targets, list) or not targets:
+            raise PrometheusFileError(f"{entry_field}.targets: a non-empty list of {TARGET_FORMAT} is required")
+        for target_index, target in enumerate(targets):
+            validate_target(target, f"{entry_field}.targets[{target_index}]")
+        # Reuse the scrape job checks for scheme, basic_auth and tls_config: the same Prometheus client settings.
+        common = {key: entry[key] for key in ("scheme", "basic_auth", "tls_config") if key in entry}
+        rendered = build_scrape_job({"job_name": "alertmanager", **common}, entry_field)
+        del rendered["job_name"]
+        if entry.get("path_prefix") is not None:
+            if not str(entry["path_prefix"]).startswith("/"):
+                raise PrometheusFileError(f"{entry_field}.path_prefix: {entry['path_prefix']!r} must start with /")
+            rendered["path_prefix"] = str(entry["path_prefix"])
+        _validate_duration(entry.get("timeout"), f"{entry_field}.timeout")
+        if entry.get("timeout") is not None:
+            rendered["timeout"] = str(entry["timeout"])
+        rendered["static_configs"] = [{"targets": list(targets)}]
+        alertmanagers.append(rendered)
+    return {"alertmanagers": alertmanagers} if alertmanagers else {}
+
+
+def build_config(
+    global_config,
+    rule_files,
+    scrape_jobs,
+    model_server_targets=None,
+    model_server_job_name="model-servers",
+    model_server_metrics_path="/metrics",
+    alerting=None,
+):
     """The whole prometheus.yml text."""
     rendered_global = {}
     for option in ("scrape_interval", "scrape_timeout", "evaluation_interval"):
@@ -190,6 +237,9 @@ def build_config(global_config, rule_files, scrape_jobs, model_server_targets=No
     config = {}
     if rendered_global:
         config["global"] = rendered_global
+    rendered_alerting = build_alerting(alerting)
+    if rendered_alerting:
+        config["alerting"] = rendered_alerting
     if rule_files:
         config["rule_files"] = [str(path) for path in rule_files]
     config["scrape_configs"] = rendered_jobs

@@ -34,6 +34,38 @@ options:
       external_labels:
         description: Labels added to every series and alert leaving this Prometheus.
         type: dict
+  alerting:
+    description:
+      - The C(alerting) section, where Prometheus sends firing alerts. Empty, no section (alerts are only
+        evaluated).
+    type: dict
+    default: {}
+    suboptions:
+      alertmanagers:
+        description: Alertmanager groups; Prometheus sends every alert to every target.
+        type: list
+        elements: dict
+        suboptions:
+          targets:
+            description: Alertmanagers as C(host:port).
+            type: list
+            elements: str
+            required: true
+          scheme:
+            description: C(http) or C(https).
+            type: str
+          path_prefix:
+            description: Path prefix of Alertmanager's API (its C(--web.route-prefix)), starting with C(/).
+            type: str
+          timeout:
+            description: Timeout for sending alerts, a Prometheus duration.
+            type: str
+          basic_auth:
+            description: C({username, password_file}); the password stays in a file, never in the config.
+            type: dict
+          tls_config:
+            description: C({ca_file, server_name, insecure_skip_verify}).
+            type: dict
   rule_files:
     description: Rule file paths or globs, relative to the config file's directory or absolute.
     type: list
@@ -113,6 +145,9 @@ EXAMPLES = r"""
       evaluation_interval: 15s
     rule_files:
       - /etc/prometheus/rules/*.rules.yml
+    alerting:
+      alertmanagers:
+        - targets: [monitor-1.example.net:9093]
     scrape_jobs:
       - job_name: node
         targets: [gpu-1.example.net:9100, gpu-2.example.net:9100]
@@ -161,6 +196,24 @@ def main():
                     "external_labels": {"type": "dict"},
                 },
             },
+            "alerting": {
+                "type": "dict",
+                "default": {},
+                "options": {
+                    "alertmanagers": {
+                        "type": "list",
+                        "elements": "dict",
+                        "options": {
+                            "targets": {"type": "list", "elements": "str", "required": True},
+                            "scheme": {"type": "str"},
+                            "path_prefix": {"type": "str"},
+                            "timeout": {"type": "str"},
+                            "basic_auth": {"type": "dict"},
+                            "tls_config": {"type": "dict"},
+                        },
+                    },
+                },
+            },
             "rule_files": {"type": "list", "elements": "str", "default": []},
             "scrape_jobs": {
                 "type": "list",
@@ -199,6 +252,7 @@ def main():
             params["model_server_targets"],
             params["model_server_job_name"],
             params["model_server_metrics_path"],
+            params["alerting"],
         )
 
     write_validated(module, render, ["check", "config"])
