@@ -2,11 +2,14 @@
 # Proves that containers on a podman user network resolve each other by name: a throwaway
 # network with two containers, one must resolve the other. Fails fast naming the missing piece.
 # Used by setup.sh, the lab start and the molecule create step. A success is remembered per
-# boot (the answer cannot change until packages or the kernel do).
+# boot and per network setup (podman's configuration and the installed CNI/netavark plugins):
+# removing the DNS plugin changes the key, so the check runs again.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-stamp="/run/llmops-podman-dns-ok"
+setup_key=$( { cat "$CONTAINERS_CONF" 2>/dev/null; ls -l /usr/lib/cni /usr/libexec/podman 2>/dev/null || true; } \
+             | sha256sum | cut -c1-16)
+stamp="/run/llmops-podman-dns-ok-$setup_key"
 [[ -f "$stamp" && "${1:-}" != "--force" ]] && exit 0
 
 fail() { echo "podman DNS check FAILED: $*" >&2; exit 1; }

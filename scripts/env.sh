@@ -2,7 +2,9 @@
 # shellcheck shell=bash
 LLMOPS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export LLMOPS_ROOT
-export CONTAINERS_CONF="$LLMOPS_ROOT/lab/containers.conf"
+# LLMOPS_CONTAINERS_CONF swaps in another podman configuration (the tests use it to prove the
+# DNS check fails on a machine without the DNS plugin).
+export CONTAINERS_CONF="${LLMOPS_CONTAINERS_CONF:-$LLMOPS_ROOT/lab/containers.conf}"
 # Keep Ansible's and molecule's state inside the project, never in the user's home.
 export ANSIBLE_HOME="$LLMOPS_ROOT/.ansible"
 export ANSIBLE_CONFIG="$LLMOPS_ROOT/ansible.cfg"
