@@ -23,9 +23,9 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The Debian packages start Prometheus and node exporter on the host where systemd runs;
-# the project only needs their binaries here (promtool, and servers its tests start themselves).
-for svc in prometheus prometheus-node-exporter; do
+# The Debian packages start Prometheus, node exporter and Alertmanager on the host where systemd
+# runs; the project only needs their binaries here (promtool, amtool, and servers its tests start).
+for svc in prometheus prometheus-node-exporter prometheus-alertmanager; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
   fi
