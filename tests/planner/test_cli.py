@@ -26,9 +26,9 @@ LAB_MODELS = yaml.safe_load((LAB / "models.yml").read_text())
 PLAN_KEYS = {"status", "cost_per_hour", "lower_bound_per_hour", "solve_seconds", "nodes", "replicas", "models", "unplaced"}
 NODE_KEYS = {"name", "pool", "zone", "gpu_type", "gpus", "hourly_cost"}
 REPLICA_KEYS = {"model", "node", "gpu_indices", "gpu_type", "precision", "tensor_parallel", "memory_per_gpu_gib",
-                "capacity_requests_per_second"}
+                "capacity_requests_per_second", "traffic_weight"}
 MODEL_KEYS = {"name", "params_billion", "kv_bytes_per_token_bf16", "demand_requests_per_second",
-              "capacity_requests_per_second", "ttft_ms", "tpot_ms", "replicas", "served"}
+              "capacity_requests_per_second", "ttft_ms", "tpot_ms", "replicas", "served", "autoscaling"}
 
 
 def write_inputs(folder: Path, fleet: dict, models: dict) -> tuple[Path, Path]:

@@ -353,11 +353,14 @@ def packed_plan() -> dict:
         "status": "optimal", "cost_per_hour": 2.0, "lower_bound_per_hour": 2.0, "solve_seconds": 0.1,
         "nodes": [{"name": "box-a1", "pool": "box-a", "zone": "zone-a", "gpu_type": "L4-24GB", "gpus": 4,
                    "hourly_cost": 2.0}],
-        "replicas": [dict(replica, gpu_indices=[0]), dict(replica, gpu_indices=[1])],
+        "replicas": [dict(replica, gpu_indices=[0], traffic_weight=0.5), dict(replica, gpu_indices=[1], traffic_weight=0.5)],
         "models": [{
             "name": "small-8b", "params_billion": 8.03, "kv_bytes_per_token_bf16": 131072,
             "demand_requests_per_second": 0.2, "capacity_requests_per_second": 2 * option.capacity_requests_per_second,
             "ttft_ms": option.ttft_ms, "tpot_ms": option.tpot_ms, "replicas": 2, "served": True,
+            "autoscaling": {"min_replicas": 2, "max_replicas": 3,
+                            "target_requests_per_second": option.capacity_requests_per_second,
+                            "target_requests_in_flight": 1.0},
         }],
         "unplaced": [],
     }
@@ -369,7 +372,7 @@ def test_hand_written_packed_plan_is_valid_without_spread():
 
 def test_zone_spread_needs_two_zones_when_the_fleet_has_them():
     violations = validate(packed_plan(), fleet_of(SPREAD_FLEET), models_of(spread_models("zone")))
-    assert any("spread=zone but all replicas are in zone-a" in v for v in violations), violations
+    assert any("spread=zone but losing zone zone-a leaves 0 req/s" in v for v in violations), violations
 
 
 def test_zone_spread_is_not_required_when_only_one_zone_can_host_the_model():
@@ -389,3 +392,79 @@ def test_invalid_inputs_raise_rather_than_judge_the_plan(mutation_plan):  # noqa
         validate(mutation_plan, fleet_of(fleet), models_of(MUTATION_MODELS))
     assert any(line.startswith("pools[1].instance_type: unknown instance type 'p9.mega'; accepted:") and
                "p5.48xlarge" in line for line in raised.value.problems)
+
+
+def test_zone_loss_must_leave_the_demand_not_a_token_replica():
+    # One replica per zone passes the old "two zones" rule; here the zone-b replica is declared
+    # with a tenth of the capacity, so losing zone-a leaves less than the demand.
+    plan = packed_plan()
+    plan["nodes"].append(dict(plan["nodes"][0], name="box-b1", pool="box-b", zone="zone-b"))
+    plan["replicas"][1].update(node="box-b1", gpu_indices=[0])
+    plan["cost_per_hour"] = plan["lower_bound_per_hour"] = 4.0
+    models = spread_models("zone")
+    models["models"][0]["traffic"]["requests_per_second"] = 2 * plan["replicas"][0]["capacity_requests_per_second"] * 0.9
+    models["models"][0]["replica_floor"] = {"share_of_demand": 0, "requests_per_second": 0}
+    plan["models"][0]["demand_requests_per_second"] = models["models"][0]["traffic"]["requests_per_second"]
+    violations = validate(plan, fleet_of(SPREAD_FLEET), models_of(models))
+    assert any("spread=zone but losing zone zone-a leaves" in v for v in violations), violations
+    models["models"][0]["survive_fraction"] = 0.5
+    assert not any("spread=zone" in v for v in validate(plan, fleet_of(SPREAD_FLEET), models_of(models)))
+
+
+def test_node_loss_must_leave_the_demand():
+    plan = packed_plan()
+    plan["nodes"].append(dict(plan["nodes"][0], name="box-b1", pool="box-b", zone="zone-b"))
+    plan["replicas"][1].update(node="box-b1", gpu_indices=[0])
+    plan["cost_per_hour"] = plan["lower_bound_per_hour"] = 4.0
+    models = spread_models("node")
+    assert validate(plan, fleet_of(SPREAD_FLEET), models_of(models)) == []
+    capacity = plan["replicas"][0]["capacity_requests_per_second"]
+    models["models"][0]["traffic"]["requests_per_second"] = 1.5 * capacity
+    plan["models"][0]["demand_requests_per_second"] = 1.5 * capacity
+    violations = validate(plan, fleet_of(SPREAD_FLEET), models_of(models))
+    assert any("spread=node but losing node box-a1 leaves" in v for v in violations), violations
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        ((None, 0.5), "traffic_weight is missing"),
+        ((0.7, 0.7), "traffic weights sum to 1.4, not 1"),
+        ((-0.5, 1.5), "is negative"),
+    ],
+)
+def test_traffic_weights_are_checked(weights, expected):
+    plan = packed_plan()
+    for replica, weight in zip(plan["replicas"], weights, strict=True):
+        replica["traffic_weight"] = weight
+    violations = validate(plan, fleet_of(SPREAD_FLEET), models_of(spread_models("none")))
+    assert any(expected in v for v in violations), violations
+
+
+def test_a_weight_that_overloads_a_replica_is_caught():
+    plan = packed_plan()
+    capacity = plan["replicas"][0]["capacity_requests_per_second"]
+    models = spread_models("none")
+    models["models"][0]["traffic"]["requests_per_second"] = 1.6 * capacity
+    plan["models"][0]["demand_requests_per_second"] = 1.6 * capacity
+    plan["replicas"][0]["traffic_weight"], plan["replicas"][1]["traffic_weight"] = 0.8, 0.2
+    violations = validate(plan, fleet_of(SPREAD_FLEET), models_of(models))
+    assert any("traffic_weight 0.8 sends" in v and "above its capacity" in v for v in violations), violations
+
+
+def test_autoscaling_range_is_checked():
+    plan = packed_plan()
+    plan["models"][0]["autoscaling"].update(min_replicas=1, max_replicas=1, target_requests_per_second=1e3)
+    violations = validate(plan, fleet_of(SPREAD_FLEET), models_of(spread_models("none")))
+    assert any("autoscaling.min_replicas 1 but the plan runs 2" in v for v in violations), violations
+    assert any("autoscaling.target_requests_per_second 1000.0 must be > 0" in v for v in violations), violations
+    del plan["models"][0]["autoscaling"]
+    violations = validate(plan, fleet_of(SPREAD_FLEET), models_of(spread_models("none")))
+    assert any("served but autoscaling is missing" in v for v in violations), violations
+
+
+def test_a_replica_below_the_floor_is_rejected():
+    models = spread_models("none")
+    models["models"][0]["replica_floor"] = {"latency_headroom": 0.99}
+    violations = validate(packed_plan(), fleet_of(SPREAD_FLEET), models_of(models))
+    assert any("is below the replica floor: unloaded TTFT" in v for v in violations), violations

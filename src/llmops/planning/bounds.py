@@ -11,13 +11,14 @@ always exists (see that method), so a bound on it bounds the optimum.
        plan cost = sum_g node_cost_g * nodes_g >= sum_g (node_cost_g / gpus_g) * GPUs used in g
                  = sum_m  GPU cost of model m's replicas.
    In an optimal plan, model m's replicas form an integer replica mix within the caps meeting its
-   demand, min_replicas and zone spread, so their GPU cost is at least the minimum over all such mixes, which a small integer
+   demand, min_replicas and the survivability rows (zone or node loss, formulation.add_survival), so their GPU cost is at least the minimum over all such mixes, which a small integer
    program (SCIP) computes; we keep the solver's proven objective bound, valid even if it stopped early.
    Summing over models gives a valid bound that already counts whole replicas (a 1-GPU model
    needing 0.1 of a replica's capacity is charged a whole GPU, not 0.1 of one).
 
 2. `relaxation_lower_bound(problem, served, floors)`: the linear relaxation of the aggregate
-   model (node counts and replica counts continuous, zone indicators in [0, 1]) with every
+   model (node counts and replica counts continuous, node-loss indicators in [0, 1]; the zone-loss
+   rows need no indicator) with every
    pool's size limit and per-TP GPU limit, plus the cuts  GPU cost of m >= floor_m  from (1).
    An optimal plan is a point of this polytope (the cuts hold for it by (1)), so the LP optimum
    is <= the optimum. Unlike a big-M model's LP, it keeps whole replicas
@@ -44,6 +45,7 @@ from ortools.linear_solver import pywraplp
 from .formulation import (
     COST_UNITS_PER_DOLLAR,
     PlacementProblem,
+    add_survival,
     build_aggregate_model,
     gpu_price_units,
     node_cost_term,
@@ -69,14 +71,9 @@ def model_gpu_cost_floor(problem: PlacementProblem, model_index: int) -> tuple[i
         >= problem.demand_units(model_index)
     )
     solver.Add(solver.Sum(list(replicas.values())) >= deployment.min_replicas)
-    if problem.needs_zone_spread(model_index):
-        present = []
-        for zone in problem.zones_of_model(model_index):
-            used = solver.BoolVar(f"zone[{zone}]")
-            in_zone = [c for c in members if problem.groups[problem.candidates[c].group].zone == zone]
-            solver.Add(solver.Sum([replicas[c] for c in in_zone]) >= used)
-            present.append(used)
-        solver.Add(solver.Sum(present) >= 2)
+    # The same survivability rows as the full model (formulation.add_survival): every plan's
+    # replica mix for this model satisfies them, so the floor stays a lower bound.
+    add_survival(solver, problem, model_index, replicas, 1, integer=True)
     solver.Minimize(solver.Sum([gpu_price_units(problem, c) * replicas[c] for c in members]))
     solver.SetTimeLimit(FLOOR_TIME_LIMIT_MS)
     status = solver.Solve()

@@ -94,19 +94,29 @@ class PlacementProblem:
     def demand_units(self, model: int) -> int:
         return math.ceil(self.deployments[model].traffic.requests_per_second * CAPACITY_UNITS_PER_RPS)
 
+    def survive_units(self, model: int) -> int:
+        """Capacity units the replicas left after one zone/node loss must still hold (rounded up)."""
+        deployment = self.deployments[model]
+        return math.ceil(deployment.survive_fraction * deployment.traffic.requests_per_second * CAPACITY_UNITS_PER_RPS)
+
     def zones_of_model(self, model: int) -> list[str]:
         return sorted({self.groups[self.candidates[c].group].zone for c in self.candidates_of_model[model]})
 
     def needs_zone_spread(self, model: int) -> bool:
-        """spread=zone binds only where the model has a feasible option in at least two zones."""
+        """spread=zone binds only where the model has a feasible option in at least two zones.
+
+        With one zone no plan can survive that zone's loss; the plan then does not claim it.
+        """
         return self.deployments[model].spread == Spread.zone and len(self.zones_of_model(model)) >= 2
 
     def replica_upper_bound(self, candidate: int) -> int:
         """Most replicas of one candidate some optimal plan uses.
 
         More than max(min_replicas, ceil(demand / capacity)) replicas of a single option are never
-        needed: dropping one keeps demand (that option alone covers it), min_replicas, and every
-        zone and node already used (the option still has a replica there), and uses fewer GPUs.
+        needed: dropping one keeps demand (that option alone covers it), min_replicas, and zone
+        survivability: losing the option's own zone loses none of what is counted after the loss,
+        losing any other zone keeps all its replicas, which alone cover the demand. Under
+        spread=node one more is kept: losing the node of one of its replicas must leave the demand.
         """
         cand = self.candidates[candidate]
         group = self.groups[cand.group]
@@ -115,6 +125,8 @@ class PlacementProblem:
         if deployment.spread == Spread.node:
             by_nodes = min(by_nodes, group.max_nodes)
         by_demand = max(deployment.min_replicas, math.ceil(self.demand_units(cand.model) / cand.capacity_units), 1)
+        if deployment.spread == Spread.node:
+            by_demand = max(by_demand, math.ceil(self.survive_units(cand.model) / cand.capacity_units) + 1)
         return min(by_nodes, by_demand)
 
     def cost_rounding_error(self) -> float:
@@ -170,7 +182,7 @@ def prune_dominated(options: Sequence, precision_order: Sequence[str]) -> list:
 
 def build_problem(fleet: Fleet, models: ModelsFile) -> PlacementProblem:
     """Resolve the inputs and list every non-dominated candidate for every model."""
-    from .options import explain_no_option, replica_options
+    from .options import explain_no_option, useful_options
 
     pools, architectures = resolve_inputs(fleet, models)
     groups = group_pools(pools)
@@ -183,7 +195,8 @@ def build_problem(fleet: Fleet, models: ModelsFile) -> PlacementProblem:
         for group_index, group in enumerate(groups):
             shape = (group.gpu_type.name, group.gpus_per_node)
             if shape not in options_by_shape:
-                options = replica_options(deployment, group.gpu_type, group.gpus_per_node)
+                # Options below the model's replica floor are never offered (options.floor_reason).
+                options = useful_options(deployment, group.gpu_type, group.gpus_per_node)
                 options_by_shape[shape] = prune_dominated(options, deployment.precisions)
             for option in options_by_shape[shape]:
                 units = math.floor(option.capacity_requests_per_second * CAPACITY_UNITS_PER_RPS)
@@ -227,21 +240,16 @@ class AggregateModel:
     replicas: list[pywraplp.Variable]
     served: dict[int, pywraplp.Variable | int]
     """Per placeable model: 1 (must be served) or a 0/1 variable (served when capacity allows)."""
-    zone_used: dict[tuple[int, str], pywraplp.Variable] = field(default_factory=dict)
-    """Per spread=zone model and zone: 1 only if the model has a replica there."""
+    replica_used: dict[int, pywraplp.Variable] = field(default_factory=dict)
+    """Per candidate of a spread=node model: 1 when it has a replica (the node-loss rule needs it)."""
 
     def complete_hint(self, node_counts: Sequence[int], replica_counts: Sequence[int]) -> None:
         """Give the solver a whole starting plan (every variable), so it can use it without repair."""
         variables = list(self.nodes) + list(self.replicas)
         values = [float(v) for v in list(node_counts) + list(replica_counts)]
-        for (m, zone), var in self.zone_used.items():
-            in_zone = sum(
-                replica_counts[c]
-                for c in self.problem.candidates_of_model[m]
-                if self.problem.groups[self.problem.candidates[c].group].zone == zone
-            )
+        for c, var in self.replica_used.items():
             variables.append(var)
-            values.append(1.0 if in_zone else 0.0)
+            values.append(1.0 if replica_counts[c] else 0.0)
         for m, var in self.served.items():
             if not isinstance(var, int):
                 variables.append(var)
@@ -307,23 +315,56 @@ def add_gpus_per_group(model: AggregateModel, group_index: int) -> None:
         )
 
 
-def add_zone_spread(model: AggregateModel, model_index: int, integer: bool) -> None:
-    """spread=zone: replicas in at least two zones when the model has options in two or more."""
-    problem = model.problem
-    if not problem.needs_zone_spread(model_index):
-        return
-    present = []
-    for zone in problem.zones_of_model(model_index):
-        in_zone = [
-            c
-            for c in problem.candidates_of_model[model_index]
-            if problem.groups[problem.candidates[c].group].zone == zone
-        ]
-        used = model.solver.Var(0, 1, integer, f"zone_used[{model_index},{zone}]")
-        model.zone_used[(model_index, zone)] = used
-        model.solver.Add(model.solver.Sum([model.replicas[c] for c in in_zone]) >= used)
-        present.append(used)
-    model.solver.Add(model.solver.Sum(present) >= 2 * model.served[model_index])
+def add_survival(
+    solver: pywraplp.Solver,
+    problem: PlacementProblem,
+    model_index: int,
+    replicas: dict[int, pywraplp.Variable],
+    served,
+    integer: bool,
+) -> dict[int, pywraplp.Variable]:
+    """Survivability as capacity, on any solver holding the model's replica-count variables.
+
+    spread=zone (options in two or more zones): for every zone z where the model has options,
+        sum over candidates outside z of capacity * replicas >= survive units * served.
+    spread=node (at most one replica per node, add_node_spread): losing a node loses one replica,
+    of the largest capacity among the candidates in use, so with used_c = 1 when replicas_c > 0:
+        total capacity - capacity_c * used_c >= survive units * served   for every candidate c.
+    Both are exact for the aggregate counts; in the relaxation used_c may be fractional, which only
+    weakens the rows, so the relaxation stays a relaxation. Returns the used_c variables.
+    """
+    deployment = problem.deployments[model_index]
+    members = problem.candidates_of_model[model_index]
+    need = problem.survive_units(model_index)
+    used: dict[int, pywraplp.Variable] = {}
+    if problem.needs_zone_spread(model_index):
+        for zone in problem.zones_of_model(model_index):
+            outside = [c for c in members if problem.groups[problem.candidates[c].group].zone != zone]
+            solver.Add(
+                solver.Sum([problem.candidates[c].capacity_units * replicas[c] for c in outside]) >= need * served
+            )
+    elif deployment.spread == Spread.node:
+        total = solver.Sum([problem.candidates[c].capacity_units * replicas[c] for c in members])
+        for c in members:
+            flag = solver.Var(0, 1, integer, f"replica_used[{c}]")
+            used[c] = flag
+            solver.Add(replicas[c] <= problem.replica_upper_bound(c) * flag)
+            solver.Add(total - problem.candidates[c].capacity_units * flag >= need * served)
+    return used
+
+
+def add_zone_and_node_survival(model: AggregateModel, model_index: int, integer: bool) -> None:
+    """Constraint family: the model survives the loss of any one zone (spread=zone) or node (spread=node)."""
+    members = model.problem.candidates_of_model[model_index]
+    used = add_survival(
+        model.solver,
+        model.problem,
+        model_index,
+        {c: model.replicas[c] for c in members},
+        model.served[model_index],
+        integer,
+    )
+    model.replica_used.update(used)
 
 
 def add_node_spread(model: AggregateModel, model_index: int) -> None:
@@ -335,7 +376,22 @@ def add_node_spread(model: AggregateModel, model_index: int) -> None:
     for c in problem.candidates_of_model[model_index]:
         by_group.setdefault(problem.candidates[c].group, []).append(c)
     for group_index, members in by_group.items():
-        model.solver.Add(model.solver.Sum([model.replicas[c] for c in members]) <= model.nodes[group_index])
+        # A replica of another model with more than half the node's GPUs and more than the node's
+        # GPUs minus this model's degree holds its node alone (for this model): it sits on a node
+        # of its own that this model's replicas cannot use. Valid for every real placement, and it
+        # closes the commonest way the aggregate count over-promises distinct nodes.
+        group = problem.groups[group_index]
+        smallest = min(problem.candidates[c].tensor_parallel for c in members)
+        blockers = [
+            c
+            for c in problem.candidates_of_group[group_index]
+            if problem.candidates[c].model != model_index
+            and 2 * problem.candidates[c].tensor_parallel > group.gpus_per_node
+            and problem.candidates[c].tensor_parallel > group.gpus_per_node - smallest
+        ]
+        model.solver.Add(
+            model.solver.Sum([model.replicas[c] for c in members + blockers]) <= model.nodes[group_index]
+        )
 
 
 def gpu_price_units(problem: PlacementProblem, candidate: int) -> int:
@@ -395,7 +451,7 @@ def build_aggregate_model(
     for m in placeable:
         add_demand_met(model, m)
         add_min_replicas(model, m)
-        add_zone_spread(model, m, integer)
+        add_zone_and_node_survival(model, m, integer)
         add_node_spread(model, m)
         add_gpu_cost_floor(model, m, cost_floors.get(m, 0))
     for g in range(len(problem.groups)):

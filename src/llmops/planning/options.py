@@ -37,6 +37,9 @@ class ReplicaOption:
     capacity_requests_per_second: float
     ttft_ms: float
     tpot_ms: float
+    unloaded_ttft_ms: float = 0.0
+    """TTFT of a lone request (no queue, batch of one): what the latency headroom is measured on."""
+    unloaded_tpot_ms: float = 0.0
 
 
 def _hf_config_stamp(path: str | None) -> float:
@@ -127,6 +130,8 @@ def _options(
                     capacity_requests_per_second=point.capacity_requests_per_second,
                     ttft_ms=point.ttft_s * 1e3,
                     tpot_ms=point.tpot_s * 1e3,
+                    unloaded_ttft_ms=perf.unloaded_ttft_s(1, input_tokens, output_tokens) * 1e3,
+                    unloaded_tpot_ms=perf.tpot_s(1, input_tokens, output_tokens) * 1e3,
                 )
             )
     return tuple(options)
@@ -226,3 +231,103 @@ def explain_no_option(deployment: ModelDeployment, gpu: GpuType, gpus_per_node: 
         f"no configuration of {name} on {gpu.name} meets TTFT {slo.ttft_ms:g} ms and TPOT {slo.tpot_ms:g} ms "
         "together at a positive request rate"
     )
+
+
+# -- useful replicas -------------------------------------------------------------------------
+
+
+def capacity_floor_rps(deployment: ModelDeployment) -> float:
+    """Least capacity at the SLO a replica option needs to be offered: the larger of the share of
+    demand and the absolute floor, but never more than the demand itself (a model whose whole
+    demand is 0.01 requests/s may still run on a replica that serves 0.02)."""
+    floor = deployment.replica_floor
+    demand = deployment.traffic.requests_per_second
+    return min(demand, max(floor.requests_per_second, floor.share_of_demand * demand))
+
+
+def floor_reason(deployment: ModelDeployment, option: ReplicaOption) -> str | None:
+    """Why a replica option that fits and meets the SLO is still not offered; None when it is useful."""
+    floor = capacity_floor_rps(deployment)
+    if option.capacity_requests_per_second < floor:
+        return (
+            f"capacity {option.capacity_requests_per_second:.3g} req/s at the SLO is below the floor "
+            f"{floor:.3g} req/s (replica_floor: {deployment.replica_floor.share_of_demand:g} of demand "
+            f"{deployment.traffic.requests_per_second:g}, at least {deployment.replica_floor.requests_per_second:g})"
+        )
+    headroom = deployment.replica_floor.latency_headroom
+    for label, value, slo in (
+        ("TTFT", option.unloaded_ttft_ms, deployment.slo.ttft_ms),
+        ("TPOT", option.unloaded_tpot_ms, deployment.slo.tpot_ms),
+    ):
+        if value > (1 - headroom) * slo:
+            return (
+                f"unloaded {label} {value:.1f} ms leaves less than {headroom:.0%} headroom under the SLO "
+                f"{slo:g} ms (limit {(1 - headroom) * slo:.1f} ms)"
+            )
+    return None
+
+
+def useful_options(deployment: ModelDeployment, gpu: GpuType, gpus_per_node: int) -> list[ReplicaOption]:
+    """replica_options without the options the model's replica_floor rules out: what the planner offers."""
+    return [o for o in replica_options(deployment, gpu, gpus_per_node) if floor_reason(deployment, o) is None]
+
+
+@dataclass(frozen=True)
+class OptionVerdict:
+    """One (precision, tensor-parallel degree) on one GPU shape and why it is or is not offered."""
+
+    precision: str
+    tensor_parallel: int
+    offered: bool
+    reason: str
+    option: ReplicaOption | None = None
+
+
+def explain_options(deployment: ModelDeployment, gpu: GpuType, gpus_per_node: int) -> list[OptionVerdict]:
+    """Every allowed precision x power-of-two degree up to the node size, each with its verdict.
+
+    Dominance (another offered option with no more GPUs and at least the capacity) is decided by
+    the formulation and marked by the caller; this says whether the option exists at all.
+    """
+    arch = resolve_architecture(deployment)
+    found = {(o.precision, o.tensor_parallel): o for o in replica_options(deployment, gpu, gpus_per_node)}
+    degrees = set(valid_tensor_parallel_degrees(arch, gpus_per_node))
+    verdicts = []
+    request_tokens = deployment.traffic.input_tokens + deployment.traffic.output_tokens
+    for precision in dict.fromkeys(deployment.precisions):
+        size = 1
+        while size <= gpus_per_node:
+            key = (precision, size)
+            option = found.get(key)
+            if option is not None:
+                reason = floor_reason(deployment, option)
+                verdicts.append(
+                    OptionVerdict(
+                        precision,
+                        size,
+                        reason is None,
+                        reason
+                        or f"{option.capacity_requests_per_second:.3g} req/s at TTFT {option.ttft_ms:.0f} ms, "
+                        f"TPOT {option.tpot_ms:.1f} ms",
+                        option,
+                    )
+                )
+            elif not gpu.supports(precision):
+                verdicts.append(OptionVerdict(precision, size, False, f"{gpu.name} does not support {precision}"))
+            elif size not in degrees:
+                verdicts.append(
+                    OptionVerdict(precision, size, False, "degree does not divide the attention and KV heads")
+                )
+            elif not _fits_positions(arch, deployment):
+                verdicts.append(OptionVerdict(precision, size, False, "max_context_tokens exceeds the architecture's"))
+            else:
+                plan = memory_plan(arch, gpu, precision, size, DEFAULT_MEMORY_UTILIZATION)
+                if not plan.fits_context(deployment.max_context_tokens) or plan.max_concurrent_sequences(
+                    request_tokens
+                ) < 1:
+                    why = "does not fit in memory with one max-context sequence"
+                else:
+                    why = "meets the TTFT and TPOT SLO at no positive request rate"
+                verdicts.append(OptionVerdict(precision, size, False, why))
+            size *= 2
+    return verdicts

@@ -48,6 +48,7 @@ from .formulation import (
 )
 from .result import Plan, PlanModel, PlanNode, PlanReplica, Unplaced
 from .spec import Fleet, ModelDeployment, ModelsFile, Spread
+from .traffic import annotate
 
 logger = logging.getLogger(__name__)
 
@@ -409,7 +410,7 @@ def _build_plan(
         if m not in served
     ]
     status = "partial" if unplaced else "optimal" if solution.optimal else "feasible"
-    return Plan(
+    plan = Plan(
         status=status,
         cost_per_hour=cost,
         lower_bound_per_hour=min(lower_bound, cost),
@@ -422,6 +423,7 @@ def _build_plan(
         ],
         unplaced=unplaced,
     )
+    return annotate(plan, problem.deployments)
 
 
 def model_summary(

@@ -87,6 +87,18 @@ class Traffic(Strict):
     requests_per_second: float = Field(gt=0, description="Mean arrival rate to serve.")
     input_tokens: int = Field(gt=0, description="Mean prompt length in tokens.")
     output_tokens: int = Field(gt=0, description="Mean generated length in tokens.")
+    peak_requests_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="Peak arrival rate the autoscaling range must reach; default requests_per_second "
+        "times the planner's peak factor (1.5).",
+    )
+
+    @model_validator(mode="after")
+    def _peak_not_below_mean(self) -> Traffic:
+        if self.peak_requests_per_second is not None and self.peak_requests_per_second < self.requests_per_second:
+            raise ValueError("peak_requests_per_second must be >= requests_per_second")
+        return self
 
 
 class Slo(Strict):
@@ -98,6 +110,23 @@ class Spread(StrEnum):
     zone = "zone"
     node = "node"
     none = "none"
+
+
+class ReplicaFloor(Strict):
+    """When a replica option is worth offering: enough capacity and some latency headroom."""
+
+    share_of_demand: float = Field(
+        default=0.02, ge=0, le=1, description="Least capacity at the SLO, as a share of the model's demand."
+    )
+    requests_per_second: float = Field(
+        default=0.05, ge=0, description="Least capacity at the SLO in requests/s (capped at the demand)."
+    )
+    latency_headroom: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="Unloaded TTFT and TPOT (one request, no queue) must stay below (1 - headroom) x SLO.",
+    )
 
 
 class ModelArtifact(Strict):
@@ -138,7 +167,17 @@ class ModelDeployment(Strict):
     traffic: Traffic
     slo: Slo
     min_replicas: int = Field(default=1, ge=0, description="Replicas to run even when demand needs fewer.")
-    spread: Spread = Field(default=Spread.zone, description="zone | node | none.")
+    spread: Spread = Field(
+        default=Spread.zone,
+        description="zone | node | none: after losing any one zone (node), the remaining replicas still "
+        "serve survive_fraction of the demand within the SLO.",
+    )
+    survive_fraction: float = Field(
+        default=1.0, gt=0, le=1, description="Share of the demand the replicas left after one zone/node loss serve."
+    )
+    replica_floor: ReplicaFloor = Field(
+        default_factory=ReplicaFloor, description="Replica options below this are not offered."
+    )
     priority: int = Field(default=0, description="Higher is served first when capacity is short.")
 
     _check_name = field_validator("name")(_dns_label)

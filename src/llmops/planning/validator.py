@@ -17,9 +17,10 @@ from pydantic import ValidationError
 from llmops.catalog import ModelArchitecture
 
 from .fleet import ResolvedPool, resolve_inputs
-from .options import ReplicaOption, replica_options
+from .options import ReplicaOption, floor_reason, replica_options, useful_options
 from .result import Plan, PlanModel, PlanReplica
 from .sizing import DEFAULT_MEMORY_UTILIZATION
+from .traffic import peak_requests_per_second
 from .spec import (
     Fleet,
     InputError,
@@ -79,9 +80,10 @@ class _Checker:
         self.violations.append(line)
 
     def options(self, deployment: ModelDeployment, pool: ResolvedPool) -> list[ReplicaOption]:
+        """The options the planner may offer: fit, meet the SLO and clear the model's replica floor."""
         key = (deployment.name, pool.name)
         if key not in self._options:
-            self._options[key] = replica_options(deployment, pool.gpu_type, pool.gpus_per_node)
+            self._options[key] = useful_options(deployment, pool.gpu_type, pool.gpus_per_node)
         return self._options[key]
 
     # -- nodes and cost ---------------------------------------------------------------------
@@ -196,10 +198,19 @@ class _Checker:
             None,
         )
         if option is None:
-            self.fail(
-                f"{where}: no replica configuration {gpu.name} {replica.precision} TP{replica.tensor_parallel} "
-                f"fits in memory and meets {deployment.name}'s SLO"
+            raw = next(
+                (
+                    o
+                    for o in replica_options(deployment, pool.gpu_type, pool.gpus_per_node)
+                    if o.precision == replica.precision and o.tensor_parallel == replica.tensor_parallel
+                ),
+                None,
             )
+            config = f"{gpu.name} {replica.precision} TP{replica.tensor_parallel}"
+            if raw is not None:
+                self.fail(f"{where}: replica configuration {config} is below the replica floor: {floor_reason(deployment, raw)}")
+            else:
+                self.fail(f"{where}: no replica configuration {config} fits in memory and meets {deployment.name}'s SLO")
             return None
         if not _close(replica.capacity_requests_per_second, option.capacity_requests_per_second):
             self.fail(
@@ -315,25 +326,97 @@ class _Checker:
         if not replicas:
             self.fail(f"model {name}: marked served but has no replicas")
             return
+        self._check_survival(deployment, replicas)
+        self._check_weights(deployment, indices)
+        self._check_autoscaling(deployment, replicas)
+
+    def _check_survival(self, deployment: ModelDeployment, replicas: list[PlanReplica]) -> None:
+        """spread=zone/node: after losing any one zone/node, the rest serve survive_fraction of demand."""
+        name = deployment.name
+        need = deployment.survive_fraction * deployment.traffic.requests_per_second
         node_zone = {node.name: node.zone for node in self.plan.nodes}
         if deployment.spread == Spread.zone:
-            # A pool counts when it has nodes at all and some configuration of the model fits its nodes.
+            # A pool counts when it has nodes at all and some offered configuration of the model fits its nodes.
             feasible_zones = {
                 pool.zone for pool in self.pools.values() if pool.node_names and self.options(deployment, pool)
             }
-            zones = {node_zone[r.node] for r in replicas if r.node in node_zone}
-            if len(feasible_zones) >= 2 and len(zones) < 2:
-                self.fail(
-                    f"model {name}: spread=zone but all replicas are in {', '.join(sorted(zones))} although "
-                    f"its feasible pools span {', '.join(sorted(feasible_zones))}"
-                )
+            if len(feasible_zones) < 2:
+                return  # no plan can survive the loss of the only zone; the rule does not bind
+            by_zone: dict[str, float] = defaultdict(float)
+            for replica in replicas:
+                by_zone[node_zone.get(replica.node, "?")] += replica.capacity_requests_per_second
+            total = sum(by_zone.values())
+            for zone in sorted(feasible_zones | set(by_zone)):
+                left = total - by_zone.get(zone, 0.0)
+                if not _at_most(need, left):
+                    self.fail(
+                        f"model {name}: spread=zone but losing zone {zone} leaves {left:.4g} req/s, below "
+                        f"{deployment.survive_fraction:g} x demand = {need:.4g} req/s"
+                    )
         elif deployment.spread == Spread.node:
             per_node: dict[str, int] = defaultdict(int)
+            by_node: dict[str, float] = defaultdict(float)
             for replica in replicas:
                 per_node[replica.node] += 1
+                by_node[replica.node] += replica.capacity_requests_per_second
             for node, count in sorted(per_node.items()):
                 if count > 1:
                     self.fail(f"model {name}: spread=node but {count} replicas share node {node}")
+            total = sum(by_node.values())
+            for node, lost in sorted(by_node.items()):
+                if not _at_most(need, total - lost):
+                    self.fail(
+                        f"model {name}: spread=node but losing node {node} leaves {total - lost:.4g} req/s, "
+                        f"below {deployment.survive_fraction:g} x demand = {need:.4g} req/s"
+                    )
+
+    def _check_weights(self, deployment: ModelDeployment, indices: list[int]) -> None:
+        """Traffic weights: every replica has one, they sum to 1, and none sends a replica past its capacity."""
+        demand = deployment.traffic.requests_per_second
+        weights = []
+        for i in indices:
+            replica = self.plan.replicas[i]
+            where = f"replicas[{i}] ({replica.model} on {replica.node})"
+            if replica.traffic_weight is None:
+                self.fail(f"{where}: traffic_weight is missing")
+                return
+            if replica.traffic_weight < 0:
+                self.fail(f"{where}: traffic_weight {replica.traffic_weight} is negative")
+            elif not _at_most(replica.traffic_weight * demand, replica.capacity_requests_per_second):
+                self.fail(
+                    f"{where}: traffic_weight {replica.traffic_weight:.4g} sends {replica.traffic_weight * demand:.4g} "
+                    f"req/s, above its capacity {replica.capacity_requests_per_second:.4g}"
+                )
+            weights.append(replica.traffic_weight)
+        if weights and not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
+            self.fail(f"model {deployment.name}: traffic weights sum to {sum(weights):.6g}, not 1")
+
+    def _check_autoscaling(self, deployment: ModelDeployment, replicas: list[PlanReplica]) -> None:
+        entry = next((e for e in self.plan.models if e.name == deployment.name), None)
+        if entry is None:
+            return
+        where = f"models entry {deployment.name}"
+        scaling = entry.autoscaling
+        if scaling is None:
+            self.fail(f"{where}: served but autoscaling is missing")
+            return
+        if scaling.min_replicas != len(replicas):
+            self.fail(f"{where}: autoscaling.min_replicas {scaling.min_replicas} but the plan runs {len(replicas)}")
+        if scaling.max_replicas < scaling.min_replicas:
+            self.fail(f"{where}: autoscaling.max_replicas {scaling.max_replicas} < min_replicas {scaling.min_replicas}")
+        smallest = min(r.capacity_requests_per_second for r in replicas)
+        if not 0 < scaling.target_requests_per_second or not _at_most(scaling.target_requests_per_second, smallest):
+            self.fail(
+                f"{where}: autoscaling.target_requests_per_second {scaling.target_requests_per_second} must be > 0 "
+                f"and at most the smallest replica capacity {smallest:.4g}"
+            )
+        if scaling.target_requests_in_flight <= 0:
+            self.fail(f"{where}: autoscaling.target_requests_in_flight must be > 0")
+        peak = peak_requests_per_second(deployment)
+        capacity = sum(r.capacity_requests_per_second for r in replicas)
+        reach = capacity * scaling.max_replicas / max(1, scaling.min_replicas)
+        if not _at_most(peak, reach):
+            self.fail(f"{where}: autoscaling.max_replicas {scaling.max_replicas} cannot reach the peak {peak:g} req/s")
 
     def check_status(self) -> None:
         partial = bool(self.plan.unplaced)
