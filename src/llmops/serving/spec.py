@@ -91,6 +91,7 @@ class ReplicaSpec:
     labels: dict[str, str]
     engine_args: list[str]
     environment: dict[str, str]
+    node_gpus: int = field(default=0, metadata={"doc": "GPUs on the replica's node (the plan's node.gpus)."})
 
     @property
     def base_url(self) -> str:
@@ -110,6 +111,16 @@ class RouteTarget:
 
 
 @dataclass(frozen=True)
+class ScalingRange:
+    """The plan's autoscaling range for one model (llmops.planning.result.Autoscaling)."""
+
+    min_replicas: int
+    max_replicas: int
+    target_requests_per_second: float
+    target_requests_in_flight: float
+
+
+@dataclass(frozen=True)
 class ModelRoute:
     """What the gateway needs for one model: its owner and its replicas with traffic weights."""
 
@@ -117,12 +128,18 @@ class ModelRoute:
     tenant: str | None
     served: bool
     targets: list[RouteTarget]
+    # For the Kubernetes renderer: scheduling priority, the demand the plan serves and its autoscaling range
+    # (None for plans that predate it).
+    priority: int = 0
+    demand_requests_per_second: float = 0.0
+    autoscaling: ScalingRange | None = None
 
 
 @dataclass(frozen=True)
 class TenantAccess:
     tenant: str
     models: list[str]
+    gpu_quota: int | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +228,18 @@ def _weights(replicas: list[tuple[int, Any]]) -> dict[int, float]:
             raw = [1.0] * len(replicas)
     total = math.fsum(raw)
     return {index: value / total for (index, _), value in zip(replicas, raw, strict=True)}
+
+
+def _scaling_range(entry: Any) -> ScalingRange | None:
+    scaling = getattr(entry, "autoscaling", None)
+    if scaling is None:
+        return None
+    return ScalingRange(
+        min_replicas=scaling.min_replicas,
+        max_replicas=scaling.max_replicas,
+        target_requests_per_second=scaling.target_requests_per_second,
+        target_requests_in_flight=scaling.target_requests_in_flight,
+    )
 
 
 def serving_spec(
@@ -425,6 +454,7 @@ def serving_spec(
                 },
                 engine_args=args,
                 environment=environment,
+                node_gpus=node.gpus,
             )
         )
 
@@ -433,6 +463,7 @@ def serving_spec(
     if problems:
         raise ServingSpecError(problems)
 
+    planned = {entry.name: entry for entry in the_plan.models}
     routes = {
         deployment.name: ModelRoute(
             model=deployment.name,
@@ -443,6 +474,9 @@ def serving_spec(
                 for r in replicas
                 if r.model == deployment.name
             ],
+            priority=deployment.priority,
+            demand_requests_per_second=deployment.traffic.requests_per_second,
+            autoscaling=_scaling_range(planned.get(deployment.name)),
         )
         for deployment in models_file.models
     }
@@ -451,6 +485,7 @@ def serving_spec(
             tenant=tenant.name,
             models=[m.name for m in models_file.models if m.tenant == tenant.name]
             + [name for name in tenant.shared_models if deployments[name][1].tenant != tenant.name],
+            gpu_quota=tenant.gpu_quota,
         )
         for tenant in models_file.tenants
     }
