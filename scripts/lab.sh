@@ -66,10 +66,25 @@ play() {
   ansible-playbook -i "$INVENTORY" "$playbook" "$@"
 }
 
+# The short summary of the run report that the llmops.datacenter.run_report callback (enabled in
+# ansible.cfg) wrote, if a run since $1 (epoch seconds) wrote one. See docs/run-report.md.
+run_report_summary() {
+  local report="${LLMOPS_RUN_REPORT_DIR:-out}/$(basename "$INVENTORY")/report.json"
+  echo
+  if [[ -f "$report" ]] && (($(stat -c %Y "$report") >= $1)); then
+    python -m llmops.report "$report" || true
+  else
+    echo "no run report was written ($report)"
+  fi
+}
+
 case "${1:-}" in
   up)
     scripts/setup.sh
     start_hosts
+    # Last thing `up` prints, also when site.yml or the target check fails.
+    site_started=$(date +%s)
+    trap 'run_report_summary "$site_started"' EXIT
     play playbooks/site.yml "${@:2}"
     user=admin
     pass=$(sed -n 's/^prometheus_web_admin_password: "\(.*\)"/\1/p' "$SECRETS")
