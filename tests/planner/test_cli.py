@@ -177,7 +177,9 @@ def test_the_installed_command_reports_bad_input_without_a_traceback(tmp_path):
     result = subprocess.run([llmops, "plan", "--fleet", str(fleet_path), "--models", str(models_path)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 2
-    assert result.stderr.splitlines() == ["invalid input:", "  models[1].traffic.requests_per_second: must be > 0"]
+    assert result.stderr.splitlines() == [
+        "invalid input:", f"  {models_path}: models[1].traffic.requests_per_second: must be > 0"
+    ]
 
 
 def test_time_limit_must_be_positive(tmp_path, capsys):

@@ -14,10 +14,12 @@ problems are raised together as one InputError.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
 from llmops.catalog import GpuType, ModelArchitecture, gpu_types, instance_types
 
-from .spec import Fleet, InputError, ModelDeployment, ModelsFile
+from .spec import Fleet, InputError, ModelDeployment, ModelsFile, Pool
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,47 @@ def _accepted(names: list[str] | set[str] | dict) -> str:
 
 def resolve_pools(fleet: Fleet) -> list[ResolvedPool]:
     """Every pool of the fleet resolved against the catalog, in the fleet's order."""
+    resolved, problems = _resolve_indexed_pools(list(enumerate(fleet.pools)))
+    if problems:
+        raise InputError(problems)
+    return resolved
+
+
+def pool_catalog_problems(pools: list[tuple[int, Pool | dict]]) -> list[str]:
+    """Catalog problems of (index, pool) pairs, so they are reported in the same run as schema
+    problems: a validated Pool, or the raw mapping of a pool that failed validation (then only
+    what its raw values allow to judge is checked)."""
+    return _resolve_indexed_pools(pools)[1]
+
+
+# A raw field that is present but not of its type: the schema reported it; it still counts as given.
+_GIVEN_BUT_INVALID = "<given but invalid>"
+
+
+def _lenient_pool(raw: dict) -> SimpleNamespace | None:
+    def given(key: str, kind: type | tuple[type, ...]) -> Any:
+        value = raw.get(key)
+        return value if value is None or isinstance(value, kind) else _GIVEN_BUT_INVALID
+
+    if given("instance_type", str) == _GIVEN_BUT_INVALID:
+        return None  # what it would fill in is unknown
+    return SimpleNamespace(
+        instance_type=raw.get("instance_type"),
+        gpu_type=given("gpu_type", str),
+        gpus_per_node=given("gpus_per_node", int),
+        node_hourly_cost=given("node_hourly_cost", (int, float)),
+    )
+
+
+def _resolve_indexed_pools(pools: list[tuple[int, Pool | dict]]) -> tuple[list[ResolvedPool], list[str]]:
     known_gpus = gpu_types()
     known_instances = instance_types()
     problems: list[str] = []
     resolved: list[ResolvedPool] = []
-    for index, pool in enumerate(fleet.pools):
+    for index, item in pools:
+        pool = _lenient_pool(item) if isinstance(item, dict) else item
+        if pool is None:
+            continue
         where = f"pools[{index}]"
         instance = None
         if pool.instance_type is not None:
@@ -70,8 +108,9 @@ def resolve_pools(fleet: Fleet) -> list[ResolvedPool]:
         if missing:
             continue
         gpu = known_gpus.get(gpu_name)
-        if gpu is None:
+        if gpu is None and gpu_name != _GIVEN_BUT_INVALID:
             problems.append(f"{where}.gpu_type: unknown GPU type {gpu_name!r}; accepted: {_accepted(known_gpus)}")
+        if gpu is None or not isinstance(pool, Pool):
             continue
         resolved.append(
             ResolvedPool(
@@ -84,26 +123,51 @@ def resolve_pools(fleet: Fleet) -> list[ResolvedPool]:
                 fixed=pool.nodes is not None,
             )
         )
+    return resolved, problems
+
+
+def resolve_architectures(models: ModelsFile) -> dict[str, ModelArchitecture]:
+    """Each model's architecture by model name; unknown keys and unreadable hf_config files are errors."""
+    resolved, problems = _resolve_indexed_models(list(enumerate(models.models)))
     if problems:
         raise InputError(problems)
     return resolved
 
 
-def resolve_architectures(models: ModelsFile) -> dict[str, ModelArchitecture]:
-    """Each model's architecture by model name; unknown keys and unreadable hf_config files are errors."""
+def model_catalog_problems(models: list[tuple[int, ModelDeployment | dict]]) -> list[str]:
+    """Architecture problems of (index, model) pairs: a validated model, or the raw mapping of one
+    that failed validation but names exactly one architecture source as text."""
+    return _resolve_indexed_models(models)[1]
+
+
+def _lenient_model(raw: dict) -> SimpleNamespace | None:
+    architecture, hf_config = raw.get("architecture"), raw.get("hf_config")
+    sources = [value for value in (architecture, hf_config) if value is not None]
+    if len(sources) != 1 or not isinstance(sources[0], str):
+        return None
+    return SimpleNamespace(name=raw.get("name"), architecture=architecture, hf_config=hf_config)
+
+
+def _resolve_indexed_models(
+    models: list[tuple[int, ModelDeployment | dict]],
+) -> tuple[dict[str, ModelArchitecture], list[str]]:
     # Imported here: options pulls in the performance model, which the fleet half does not need.
     from .options import resolve_architecture
 
     problems: list[str] = []
     resolved: dict[str, ModelArchitecture] = {}
-    for index, deployment in enumerate(models.models):
+    for index, item in models:
+        deployment = _lenient_model(item) if isinstance(item, dict) else item
+        if deployment is None:
+            continue
         try:
-            resolved[deployment.name] = resolve_architecture(deployment)
+            architecture = resolve_architecture(deployment)
         except (KeyError, OSError, ValueError, TypeError) as exc:
             problems.append(_architecture_problem(index, deployment, exc))
-    if problems:
-        raise InputError(problems)
-    return resolved
+            continue
+        if isinstance(deployment, ModelDeployment):
+            resolved[deployment.name] = architecture
+    return resolved, problems
 
 
 def _architecture_problem(index: int, deployment: ModelDeployment, exc: Exception) -> str:

@@ -15,6 +15,17 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .problems import (
+    document_problems,
+    field_of,
+    ordered,
+    repeated,
+    validation_problems,
+)
+from .problems import (
+    format_validation_error as format_validation_error,  # validator.py reports plan documents with it
+)
+
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 Precision = Annotated[str, Field(pattern=r"^(bf16|fp8|int8|int4)$")]
 PRECISIONS = ("bf16", "fp8", "int8", "int4")
@@ -66,21 +77,36 @@ class Pool(Strict):
         return [f"{self.name}-{i}" for i in range(self.max_nodes or 0)]
 
 
+def _raw_node_names(pool: Any) -> list[str]:
+    nodes, name, count = field_of(pool, "nodes"), field_of(pool, "name"), field_of(pool, "max_nodes")
+    if isinstance(nodes, list):
+        return [n for n in nodes if isinstance(n, str)]
+    if isinstance(name, str) and isinstance(count, int) and not isinstance(count, bool):
+        return [f"{name}-{i}" for i in range(max(count, 0))]
+    return []
+
+
+def fleet_rules(pools: list[Any]) -> list[str]:
+    """Rules across pools, on validated pools or raw mappings alike (so they run when one pool fails)."""
+    problems = []
+    duplicates = repeated([field_of(p, "name") for p in pools])
+    if duplicates:
+        problems.append(f"pools: pool names must be unique; repeated: {', '.join(duplicates)}")
+    nodes = repeated([n for p in pools for n in _raw_node_names(p)])
+    if nodes:
+        problems.append(f"pools: node names must be unique across pools; repeated: {', '.join(nodes)}")
+    return problems
+
+
 class Fleet(Strict):
     pools: list[Pool] = Field(min_length=1, description="GPU pools available to the plan.")
 
-    @field_validator("pools")
-    @classmethod
-    def _unique(cls, pools: list[Pool]) -> list[Pool]:
-        names = [p.name for p in pools]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"pool names must be unique; repeated: {', '.join(duplicates)}")
-        node_names = [n for p in pools for n in p.node_names()]
-        repeated = sorted({n for n in node_names if node_names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"node names must be unique across pools; repeated: {', '.join(repeated)}")
-        return pools
+    @model_validator(mode="after")
+    def _across_pools(self) -> Fleet:
+        problems = fleet_rules(self.pools)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
 
 class Traffic(Strict):
@@ -194,75 +220,47 @@ class ModelsFile(Strict):
     tenants: list[Tenant] = Field(default_factory=list, description="Tenants that own and call the models.")
 
     @model_validator(mode="after")
-    def _tenants_known(self) -> ModelsFile:
-        declared = [t.name for t in self.tenants]
-        repeated = sorted({n for n in declared if declared.count(n) > 1})
-        if repeated:
-            raise ValueError(f"tenant names must be unique; repeated: {', '.join(repeated)}")
-        accepted = ", ".join(declared) or "(none declared under tenants)"
-        model_names = {m.name for m in self.models}
-        problems = [
-            f"models[{i}].tenant: unknown tenant {m.tenant!r}; accepted: {accepted}"
-            for i, m in enumerate(self.models)
-            if m.tenant is not None and m.tenant not in declared
-        ]
-        problems += [
-            f"tenants[{i}].shared_models: unknown model {name!r}"
-            for i, t in enumerate(self.tenants)
-            for name in t.shared_models
-            if name not in model_names
-        ]
+    def _across_models_and_tenants(self) -> ModelsFile:
+        problems = models_file_rules(self.models, self.tenants)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
-    @field_validator("models")
-    @classmethod
-    def _unique(cls, models: list[ModelDeployment]) -> list[ModelDeployment]:
-        names = [m.name for m in models]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
-        return models
+
+def models_file_rules(models: list[Any], tenants: list[Any]) -> list[str]:
+    """Rules across models and tenants, on validated entries or raw mappings alike."""
+    problems = []
+    duplicates = repeated([field_of(m, "name") for m in models])
+    if duplicates:
+        problems.append(f"models: model names must be unique; repeated: {', '.join(duplicates)}")
+    declared = [field_of(t, "name") for t in tenants]
+    duplicates = repeated(declared)
+    if duplicates:
+        problems.append(f"tenants: tenant names must be unique; repeated: {', '.join(duplicates)}")
+    names = [n for n in declared if isinstance(n, str)]
+    accepted = ", ".join(names) or "(none declared under tenants)"
+    problems += [
+        f"models[{i}].tenant: unknown tenant {field_of(m, 'tenant')!r}; accepted: {accepted}"
+        for i, m in enumerate(models)
+        if isinstance(field_of(m, "tenant"), str) and field_of(m, "tenant") not in names
+    ]
+    model_names = {field_of(m, "name") for m in models}
+    for i, tenant in enumerate(tenants):
+        shared = field_of(tenant, "shared_models")
+        problems += [
+            f"tenants[{i}].shared_models: unknown model {name!r}"
+            for name in (shared if isinstance(shared, list) else [])
+            if isinstance(name, str) and name not in model_names
+        ]
+    return problems
 
 
 class InputError(ValueError):
-    """Invalid planner input; `problems` holds one 'field.path: message' line each."""
+    """Invalid planner input; `problems` holds one 'file: field.path: message' line each."""
 
     def __init__(self, problems: list[str]):
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-def _path(root: str, loc: tuple[Any, ...]) -> str:
-    text = root
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _message(err: dict[str, Any]) -> str:
-    kind, ctx = err["type"], err.get("ctx", {})
-    if kind == "greater_than":
-        return f"must be > {ctx['gt']:g}"
-    if kind == "greater_than_equal":
-        return f"must be >= {ctx['ge']:g}"
-    if kind == "less_than_equal":
-        return f"must be <= {ctx['le']:g}"
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "string_pattern_mismatch" and "bf16" in str(ctx.get("pattern", "")):
-        return f"must be one of {', '.join(PRECISIONS)}"
-    if kind == "enum":
-        return f"must be one of {ctx.get('expected', '')}".replace("'", "")
-    msg = err["msg"]
-    return msg.removeprefix("Value error, ")
-
-
-def format_validation_error(exc: ValidationError, root: str = "") -> list[str]:
-    return [f"{_path(root, err['loc']) or root or '<file>'}: {_message(err)}" for err in exc.errors()]
 
 
 def _read_yaml(path: str | Path) -> Any:
@@ -272,33 +270,100 @@ def _read_yaml(path: str | Path) -> Any:
     except OSError as exc:
         raise InputError([f"{path}: cannot read ({exc.strerror})"]) from exc
     except yaml.YAMLError as exc:
-        raise InputError([f"{path}: not valid YAML ({exc})"]) from exc
+        # One line: PyYAML's own text spans several and repeats the path.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        detail = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError([f"{path}: not valid YAML: {detail}{where}"]) from exc
 
 
-def parse_fleet(data: Any) -> Fleet:
+def _entries(item_model: type[BaseModel], items: Any) -> list[tuple[int, Any]]:
+    """(index, entry) for each mapping in a list: validated when valid on its own, else the raw
+    mapping, so catalog references are checked in the same run as the schema."""
+    entries = []
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, dict):
+            continue
+        try:
+            entries.append((index, item_model.model_validate(item)))
+        except ValidationError:
+            entries.append((index, item))
+    return entries
+
+
+def check_fleet(data: Any) -> tuple[Fleet | None, list[str], list[tuple[int, Pool | dict]]]:
+    """The fleet, or None with every problem (unprefixed lines); and each pool, validated or raw."""
+    problems = document_problems(data, "pools", "models", "fleet", "models")
+    if problems:
+        return None, problems, []
     try:
-        return Fleet.model_validate(data)
+        fleet = Fleet.model_validate(data)
+        return fleet, [], list(enumerate(fleet.pools))
     except ValidationError as exc:
-        raise InputError(format_validation_error(exc)) from exc
+        problems, root_ran = validation_problems(Fleet, data, exc)
+    if not root_ran and isinstance(data.get("pools"), list):
+        problems += fleet_rules([p for p in data["pools"] if isinstance(p, dict)])
+    return None, ordered(problems), _entries(Pool, data.get("pools"))
 
 
-def parse_models(data: Any) -> ModelsFile:
+def check_models(data: Any) -> tuple[ModelsFile | None, list[str], list[tuple[int, ModelDeployment | dict]]]:
+    """The models file, or None with every problem (unprefixed lines); and each model, validated or raw."""
+    problems = document_problems(data, "models", "pools", "models", "fleet")
+    if problems:
+        return None, problems, []
     try:
-        return ModelsFile.model_validate(data)
+        models = ModelsFile.model_validate(data)
+        return models, [], list(enumerate(models.models))
     except ValidationError as exc:
-        raise InputError(format_validation_error(exc)) from exc
+        problems, root_ran = validation_problems(ModelsFile, data, exc)
+    raw_models, raw_tenants = data.get("models"), data.get("tenants")
+    if not root_ran and isinstance(raw_models, list):
+        problems += models_file_rules(
+            [m if isinstance(m, dict) else {} for m in raw_models],
+            [t for t in raw_tenants if isinstance(t, dict)] if isinstance(raw_tenants, list) else [],
+        )
+    return None, ordered(problems), _entries(ModelDeployment, raw_models)
 
 
-def load_fleet(path: str | Path) -> Fleet:
-    return parse_fleet(_read_yaml(path))
+def _prefixed(source: str, problems: list[str]) -> list[str]:
+    return [f"{source}: {line}" for line in problems]
 
 
-def load_models(path: str | Path) -> ModelsFile:
-    """Load a models file; relative hf_config paths are resolved against the file's folder."""
+def parse_fleet(data: Any, source: str = "fleet") -> Fleet:
+    """Validate fleet data; InputError lists every problem as `<source>: field.path: message`."""
+    fleet, problems, _ = check_fleet(data)
+    if fleet is None:
+        raise InputError(_prefixed(source, problems))
+    return fleet
+
+
+def parse_models(data: Any, source: str = "models") -> ModelsFile:
+    """Validate models data; InputError lists every problem as `<source>: field.path: message`."""
+    models, problems, _ = check_models(data)
+    if models is None:
+        raise InputError(_prefixed(source, problems))
+    return models
+
+
+def read_fleet(path: str | Path) -> Any:
+    return _read_yaml(path)
+
+
+def read_models(path: str | Path) -> Any:
+    """A models file's data; relative hf_config paths are resolved against the file's folder."""
     data = _read_yaml(path)
     if isinstance(data, dict) and isinstance(data.get("models"), list):
         base = Path(path).resolve().parent
         for entry in data["models"]:
             if isinstance(entry, dict) and isinstance(entry.get("hf_config"), str):
                 entry["hf_config"] = str(base / entry["hf_config"])
-    return parse_models(data)
+    return data
+
+
+def load_fleet(path: str | Path) -> Fleet:
+    return parse_fleet(read_fleet(path), str(path))
+
+
+def load_models(path: str | Path) -> ModelsFile:
+    """Load a models file; relative hf_config paths are resolved against the file's folder."""
+    return parse_models(read_models(path), str(path))

@@ -14,9 +14,9 @@ import tempfile
 import traceback
 
 try:
-    from llmops.planning import make_plan, validate_plan
+    from llmops.planning import check_inputs, make_plan, validate_plan
     from llmops.planning.fleet import resolve_inputs
-    from llmops.planning.spec import InputError, load_fleet, load_models, parse_fleet, parse_models
+    from llmops.planning.spec import InputError, read_fleet, read_models  # noqa: F401 (placement_plan catches InputError)
 
     HAS_LLMOPS = True
     LLMOPS_IMPORT_ERROR = None
@@ -52,24 +52,18 @@ def _with_base_dir(models: dict, base_dir: str | None) -> dict:
 def load_placement_inputs(params: dict):
     """(Fleet, ModelsFile) from the module's fleet/fleet_file and models/models_file options.
 
-    Raises InputError with every problem of both inputs, one `field.path: message` line each.
+    Raises InputError with every problem of both inputs, one `<file or option>: field.path: message`
+    line each (the option name, fleet or models, when the data was given inline).
     """
-    problems: list[str] = []
-    fleet = models = None
-    try:
-        fleet = load_fleet(params["fleet_file"]) if params.get("fleet_file") else parse_fleet(params["fleet"])
-    except InputError as exc:
-        problems += exc.problems
-    try:
-        if params.get("models_file"):
-            models = load_models(params["models_file"])
-        else:
-            models = parse_models(_with_base_dir(params["models"], params.get("hf_config_dir")))
-    except InputError as exc:
-        problems += exc.problems
-    if problems:
-        raise InputError(problems)
-    return fleet, models
+    fleet_file, models_file = params.get("fleet_file"), params.get("models_file")
+    return check_inputs(
+        (lambda: read_fleet(fleet_file)) if fleet_file else (lambda: params["fleet"]),
+        fleet_file or "fleet",
+        (lambda: read_models(models_file))
+        if models_file
+        else (lambda: _with_base_dir(params["models"], params.get("hf_config_dir"))),
+        models_file or "models",
+    )
 
 
 def fleet_reality_warnings(pools, gpu_facts: dict | None) -> list[str]:

@@ -20,8 +20,9 @@ description:
   - With O(dest) the plan is written as JSON, and rewritten only when its content other than
     C(solve_seconds) changes, so a second run with the same inputs reports C(changed=false).
   - Models that cannot be placed are reported in RV(plan.unplaced) and as warnings; the task does not fail.
-  - "Invalid input fails the task with one line per problem naming the field path and the accepted
-    values (for example C(models[2].traffic.requests_per_second: must be > 0)); nothing is written."
+  - "Invalid input fails the task listing every problem of both inputs at once, one line each naming
+    the file (or the option, O(fleet) or O(models)), the field path and the accepted values (for example
+    C(models.yml: models[2].traffic.requests_per_second: must be > 0)); nothing is written."
 author:
   - llmops contributors
 requirements:
@@ -203,11 +204,11 @@ summary:
       type: dict
       sample: {}
 problems:
-  description: One line per invalid input field, naming its path and the accepted values.
+  description: One line per problem of either input, naming the file or option, the path and the accepted values.
   returned: failure on invalid input
   type: list
   elements: str
-  sample: ["models[2].traffic.requests_per_second: must be > 0"]
+  sample: ["models: models[2].traffic.requests_per_second: must be > 0"]
 violations:
   description: Constraints the computed plan broke (a planner defect); the plan was not written.
   returned: failure when the computed plan fails validation
