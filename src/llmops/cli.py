@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("plan", "estimate", "validate", "serving_spec")
+SUBCOMMANDS = ("plan", "estimate", "validate", "serving_spec", "model")
 
 
 def build_parser() -> argparse.ArgumentParser:
