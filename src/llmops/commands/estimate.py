@@ -84,6 +84,25 @@ def _check_positive(args: argparse.Namespace, problems: list[str]) -> None:
         problems.append("--concurrency, --tpot-ms: give at most one of them")
 
 
+def _context_problems(args: argparse.Namespace, arch: ModelArchitecture) -> list[str]:
+    """A request longer than the model's context window cannot be served; `llmops plan` agrees."""
+    limit = arch.max_position_embeddings
+    if limit <= 0 or min(args.input_tokens, args.output_tokens) <= 0:
+        return []  # unknown window (config without it), or a count already reported as not positive
+    if args.max_context is not None:
+        if args.max_context > limit:
+            return [f"--max-context: {args.max_context} tokens exceeds {arch.key}'s context window of {limit} tokens"]
+        if args.input_tokens + args.output_tokens <= args.max_context:
+            return []
+    request_tokens = args.input_tokens + args.output_tokens
+    if request_tokens > limit:
+        return [
+            f"--input-tokens, --output-tokens: {args.input_tokens} + {args.output_tokens} = {request_tokens} tokens "
+            f"exceeds {arch.key}'s context window of {limit} tokens"
+        ]
+    return []
+
+
 def estimate(args: argparse.Namespace) -> tuple[dict[str, Any] | None, list[str]]:
     """The report for the parsed arguments, or the list of problems with them."""
     problems: list[str] = []
@@ -104,6 +123,8 @@ def estimate(args: argparse.Namespace) -> tuple[dict[str, Any] | None, list[str]
             f"--tp: must be a power of two dividing {arch.key}'s {arch.num_attention_heads} attention heads "
             f"and {arch.num_kv_heads} KV heads (got {args.tp})"
         )
+    if arch is not None:
+        problems += _context_problems(args, arch)
     if problems or arch is None or gpu is None:
         return None, problems
 
