@@ -222,7 +222,7 @@ def test_markdown_tables_and_escaping():
     text = render_markdown(run.report())
     lines = text.splitlines()
     assert lines[0] == "# Run report: site.yml on lab"
-    assert "| 1 | GPU host layer | site.yml | 2026-12-01T12:00:01Z | 30 s | 4 | 2 | 0 | 1 | 0 |" in lines
+    assert "| 1 | GPU host layer | site.yml | 2026-12-01T12:00:01Z | 2026-12-01T12:00:31Z | 30 s | 4 | 2 | 0 | 1 | 0 |" in lines
     assert "| Weird \\| name | a | t | failed | a\\|b c |" in lines
     assert "| chat-70b | 2 x H100-SXM-80GB fp8 TP4 (19.60 rps for 4 rps demand) |" in lines
     assert "| prometheus | http://control:9090 | control | prometheus : Publish the endpoint |" in lines

@@ -57,7 +57,11 @@ def two_runs(ansible_playbook, tmp_path_factory):
     (config_dir / "ansible.cfg").write_text(text.replace("collections_path = ./collections", collections))
     second = run_playbook(ansible_playbook, work, config=config_dir / "ansible.cfg")
     assert second.returncode == 0, second.stdout + second.stderr
-    return {"first": (first, reports / "first" / "demo"), "second": (second, config_dir / "out" / "demo")}
+    return {
+        "work": work,
+        "first": (first, reports / "first" / "demo"),
+        "second": (second, config_dir / "out" / "demo"),
+    }
 
 
 @pytest.mark.slow
@@ -70,21 +74,25 @@ def test_a_run_writes_three_reports_named_after_the_inventory(two_runs):
 @pytest.mark.slow
 def test_report_json_matches_the_play_recap(two_runs):
     _, folder = two_runs["first"]
+    work = two_runs["work"]
     report = json.loads((folder / "report.json").read_text())
     assert report["schema"] == "llmops.run_report/1"
     assert report["result"] == "ok" and report["check_mode"] is False
     assert report["inventory"] == "demo"
     assert report["inventory_sources"] == [str(INVENTORY)]
     assert [os.path.basename(p) for p in report["playbooks"]] == ["report_demo.yml"]
-    # The recap of the demo: stat, copy, ignored fail, placement_plan, set_fact, module = 6 ok;
-    # copy and plan changed; one debug and one fail skipped; one failure ignored.
+    # The recap of the demo: stat, copy, loop, ignored fail, rescue, handler, placement_plan,
+    # set_fact, module = 9 ok; copy, loop and plan changed; one debug and one fail skipped; one
+    # failure ignored, one rescued.
     assert report["hosts"] == {
-        "demo-host": {"ok": 6, "changed": 2, "failed": 0, "skipped": 2, "unreachable": 0, "ignored": 1, "rescued": 0}
+        "demo-host": {"ok": 9, "changed": 3, "failed": 0, "skipped": 2, "unreachable": 0, "ignored": 1, "rescued": 1}
     }
     phases = report["phases"]
     assert [phase["name"] for phase in phases] == ["Prepare the demo host", "Plan and publish endpoints"]
-    assert [phase["totals"]["changed"] for phase in phases] == [1, 1]
+    assert [phase["totals"]["changed"] for phase in phases] == [2, 1]
     assert [phase["totals"]["skipped"] for phase in phases] == [2, 0]
+    summed = {field: sum(phase["totals"][field] for phase in phases) for field in report["totals"]}
+    assert summed == report["totals"], "the phases' counts add up to the play recap"
     for phase in phases:
         assert phase["duration_seconds"] > 0
         assert phase["started"] <= phase["ended"]
@@ -93,14 +101,20 @@ def test_report_json_matches_the_play_recap(two_runs):
 
     assert [(t["host"], t["task"]) for t in report["changed_tasks"]] == [
         ("demo-host", "Write the marker file"),
+        ("demo-host", "Write two files in a loop"),
         ("demo-host", "Plan two models on one small pool"),
     ]
-    assert report["changed_tasks"][0]["message"].endswith("marker.txt")
+    assert report["changed_tasks"][0]["message"] == f"dest: {work / 'marker.txt'}"
+    assert report["changed_tasks"][1]["message"] == "2 of 2 items changed"
     assert report["failed_tasks"] == [
         {
             "phase": "Prepare the demo host", "host": "demo-host", "task": "Fail on purpose, ignored",
             "outcome": "failed (ignored)", "message": "this failure is ignored on purpose",
-        }
+        },
+        {
+            "phase": "Prepare the demo host", "host": "demo-host", "task": "Fail inside a block",
+            "outcome": "failed (rescued)", "message": "this failure is rescued",
+        },
     ]
     summary = report["plan"]["summary"]
     assert report["plan"]["task"] == "Plan two models on one small pool"
@@ -120,12 +134,12 @@ def test_report_md_has_the_summary_and_the_tables(two_runs):
     lines = (folder / "report.md").read_text().splitlines()
     assert lines[0] == "# Run report: report_demo.yml on demo"
     assert lines[3].startswith("Run OK: report_demo.yml on inventory demo, 2 phases on 1 host in ")
-    assert lines[4] == "Changed: changed=2 on 1 of 1 host (2 changed tasks listed in the report)."
+    assert lines[4] == "Changed: changed=3 on 1 of 1 host (3 changed tasks listed in the report)."
     assert lines[5] == "Failed: none (failed=0, unreachable=0; 1 failure ignored)."
     assert lines[6] == "Plan: partial, cost 1.00/h, lower bound 1.00/h, gap 0.00%, 1 model placed, 1 unplaced."
     assert lines[7] == "Endpoints: demo-ui http://127.0.0.1:3000/, demo-api http://127.0.0.1:8000/v1"
     assert lines[8] == f"Report: {folder / 'report.html'} (also report.md, report.json)"
-    assert "| demo-host | 6 | 2 | 0 | 2 | 0 | 1 | 0 |" in lines
+    assert "| demo-host | 9 | 3 | 0 | 2 | 0 | 1 | 1 |" in lines
     assert any(line.startswith("| 1 | Prepare the demo host | report_demo.yml |") for line in lines)
     assert "| Prepare the demo host | demo-host | Fail on purpose, ignored | failed (ignored) | this failure is ignored on purpose |" in lines
     assert any(line.startswith("| giant-chat | no replica configuration fits") for line in lines)

@@ -211,9 +211,10 @@ class RunRecorder:
 
     def _add_changed(self, entry: dict, result: Mapping) -> None:
         items = _loop_items(result)
-        message = result_message(result)
-        if items and not message:
+        if items:
             message = f"{sum(bool(item.get('changed')) for item in items)} of {len(items)} items changed"
+        else:
+            message = result_message(result)
         for key in ("dest", "path"):
             # File-like modules say nothing else; the file they changed is what a reader wants.
             if not message and isinstance(result.get(key), str):

@@ -112,6 +112,7 @@ def _phase_rows(report: dict) -> list[list]:
             phase["name"],
             phase["playbook"],
             phase["started"],
+            phase["ended"],
             format_duration(phase["duration_seconds"]),
             *(phase["totals"][column] for column in COUNT_COLUMNS[:5]),
         ]
@@ -119,7 +120,7 @@ def _phase_rows(report: dict) -> list[list]:
     ]
 
 
-PHASE_HEADER = ["#", "phase", "playbook", "started", "duration", "ok", "changed", "failed", "skipped", "unreachable"]
+PHASE_HEADER = ["#", "phase", "playbook", "started", "ended", "duration", "ok", "changed", "failed", "skipped", "unreachable"]
 
 
 def render_markdown(report: dict) -> str:
