@@ -97,7 +97,9 @@ class EgressRule:
 class RenderOptions:
     """How the objects are rendered beyond what the serving spec says (cluster-side settings)."""
 
-    image: str = field(metadata={"doc": "The vLLM serving image (CUDA in production, the CPU build in the lab)."})
+    image: str = field(
+        metadata={"doc": "The vLLM serving image (CUDA in production, the CPU build in the lab)."}
+    )
     plan_name: str = "default"
     fetch_image: str | None = None
     # The init step's contract (docs/kubernetes-serving.md): `<fetch_command> --name N --version V
@@ -192,7 +194,9 @@ def _check_options(options: RenderOptions) -> list[str]:
     if not options.image:
         problems.append("image: the serving image is required")
     if options.autoscaler not in AUTOSCALERS:
-        problems.append(f"autoscaler: {options.autoscaler!r} is not accepted; accepted: {', '.join(AUTOSCALERS)}")
+        problems.append(
+            f"autoscaler: {options.autoscaler!r} is not accepted; accepted: {', '.join(AUTOSCALERS)}"
+        )
     if options.scaling_metric not in SCALING_METRICS:
         problems.append(
             f"scaling_metric: {options.scaling_metric!r} is not accepted; accepted: {', '.join(SCALING_METRICS)}"
@@ -211,9 +215,9 @@ def _group(spec: ServingSpec, options: RenderOptions) -> list[Workload]:
     problems: list[str] = []
     groups: dict[tuple, list[ReplicaSpec]] = defaultdict(list)
     for replica in spec.replicas:
-        groups[(replica.model, replica.pool, replica.gpu_type, replica.precision, replica.tensor_parallel)].append(
-            replica
-        )
+        groups[
+            (replica.model, replica.pool, replica.gpu_type, replica.precision, replica.tensor_parallel)
+        ].append(replica)
     configs_per_pool = defaultdict(int)
     for model, pool, *_ in groups:
         configs_per_pool[(model, pool)] += 1
@@ -221,7 +225,11 @@ def _group(spec: ServingSpec, options: RenderOptions) -> list[Workload]:
     workloads = []
     for (model, pool, gpu, precision, tp), replicas in sorted(groups.items()):
         route = spec.models.get(model)
-        name = dns_label(f"{model}-{pool}" if configs_per_pool[(model, pool)] == 1 else f"{model}-{pool}-{precision}-tp{tp}")
+        name = dns_label(
+            f"{model}-{pool}"
+            if configs_per_pool[(model, pool)] == 1
+            else f"{model}-{pool}-{precision}-tp{tp}"
+        )
         node_gpus = min((r.node_gpus for r in replicas), default=0) or tp
         pods = math.ceil(tp / node_gpus)
         if tp % pods:
@@ -249,14 +257,18 @@ def _group(spec: ServingSpec, options: RenderOptions) -> list[Workload]:
             )
         )
         if len(zones) > 1:
-            problems.append(f"pool {pool}: nodes in several zones ({', '.join(zones)}); a pool lies in one zone")
+            problems.append(
+                f"pool {pool}: nodes in several zones ({', '.join(zones)}); a pool lies in one zone"
+            )
 
     names = defaultdict(list)
     for workload in workloads:
         names[(workload.namespace, workload.name)].append(workload.model)
     for model, route in spec.models.items():
         if route.served:
-            names[(route.tenant or options.default_namespace, dns_label(model))].append(f"{model} (its Service)")
+            names[(route.tenant or options.default_namespace, dns_label(model))].append(
+                f"{model} (its Service)"
+            )
     problems += [
         f"namespace {namespace}: the name {name!r} is taken by {' and '.join(owners)}; rename a model or pool"
         for (namespace, name), owners in sorted(names.items())
@@ -342,7 +354,9 @@ def _network_policies(namespace: str, options: RenderOptions, versions: ApiVersi
             "spec": spec,
         }
 
-    gateway_peers: list[dict[str, Any]] = [{"namespaceSelector": _namespace_selector(options.gateway_namespace, versions)}]
+    gateway_peers: list[dict[str, Any]] = [
+        {"namespaceSelector": _namespace_selector(options.gateway_namespace, versions)}
+    ]
     gateway_peers += [{"ipBlock": {"cidr": cidr}} for cidr in options.gateway_cidrs]
     policies = [
         # Nothing in, nothing out, unless a policy below allows it.
@@ -372,7 +386,11 @@ def _network_policies(namespace: str, options: RenderOptions, versions: ApiVersi
         ),
         policy(
             "llmops-allow-gateway",
-            {"podSelector": servers, "policyTypes": ["Ingress"], "ingress": [{"from": gateway_peers, "ports": port}]},
+            {
+                "podSelector": servers,
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": gateway_peers, "ports": port}],
+            },
         ),
         # vLLM serves /metrics on its API port.
         policy(
@@ -382,7 +400,9 @@ def _network_policies(namespace: str, options: RenderOptions, versions: ApiVersi
                 "policyTypes": ["Ingress"],
                 "ingress": [
                     {
-                        "from": [{"namespaceSelector": _namespace_selector(options.monitoring_namespace, versions)}],
+                        "from": [
+                            {"namespaceSelector": _namespace_selector(options.monitoring_namespace, versions)}
+                        ],
                         "ports": port,
                     }
                 ],
@@ -498,7 +518,12 @@ def _engine_args(workload: Workload) -> list[str]:
     args[args.index("--port") + 1] = str(CONTAINER_PORT)
     if workload.pods_per_replica > 1:
         args[args.index("--tensor-parallel-size") + 1] = str(workload.gpus_per_pod)
-        args += ["--pipeline-parallel-size", str(workload.pods_per_replica), "--distributed-executor-backend", "ray"]
+        args += [
+            "--pipeline-parallel-size",
+            str(workload.pods_per_replica),
+            "--distributed-executor-backend",
+            "ray",
+        ]
     return args
 
 
@@ -557,7 +582,12 @@ def _pod_template(
             "failureThreshold": max(1, math.ceil(options.startup_timeout_s / 10)),
         }
         container["readinessProbe"] = {**probe, "periodSeconds": 5, "failureThreshold": 2}
-        container["livenessProbe"] = {**probe, "periodSeconds": 10, "failureThreshold": 6, "timeoutSeconds": 5}
+        container["livenessProbe"] = {
+            **probe,
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+            "timeoutSeconds": 5,
+        }
         container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(options.pre_stop_sleep_s)]}}}
 
     fetch: dict[str, Any] = {
@@ -565,10 +595,13 @@ def _pod_template(
         "image": options.fetch_image or options.image,
         "command": [
             *options.fetch_command,
-            "--name", replica.artifact.name,
-            "--version", replica.artifact.version,
-            "--cache-dir", cache_root,
-        ],  # fmt: skip
+            "--name",
+            replica.artifact.name,
+            "--version",
+            replica.artifact.version,
+            "--cache-dir",
+            cache_root,
+        ],
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
         "volumeMounts": [{"name": "model-cache", "mountPath": cache_root}],
         "securityContext": {"allowPrivilegeEscalation": False},
@@ -591,7 +624,11 @@ def _pod_template(
                         {
                             "matchExpressions": [
                                 {"key": POOL_LABEL, "operator": "In", "values": [workload.pool]},
-                                {"key": GPU_TYPE_LABEL, "operator": "In", "values": [label_value(workload.gpu_type)]},
+                                {
+                                    "key": GPU_TYPE_LABEL,
+                                    "operator": "In",
+                                    "values": [label_value(workload.gpu_type)],
+                                },
                                 {"key": ZONE_LABEL, "operator": "In", "values": [workload.zone]},
                             ]
                         }
@@ -643,7 +680,9 @@ def _pod_labels(workload: Workload, options: RenderOptions, serves: bool) -> dic
 
 
 def _workload_object(workload: Workload, options: RenderOptions, device: str) -> dict[str, Any]:
-    meta = _meta(workload.name, options, workload.namespace, **_model_labels(workload), **{POOL_LABEL: workload.pool})
+    meta = _meta(
+        workload.name, options, workload.namespace, **_model_labels(workload), **{POOL_LABEL: workload.pool}
+    )
     if workload.kind == "Deployment":
         return {
             "apiVersion": "apps/v1",
@@ -655,7 +694,9 @@ def _workload_object(workload: Workload, options: RenderOptions, device: str) ->
                 "revisionHistoryLimit": 3,
                 # GPUs have no slack for a surge pod: replace one server at a time.
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
-                "template": _pod_template(workload, options, device, "server", _pod_labels(workload, options, True)),
+                "template": _pod_template(
+                    workload, options, device, "server", _pod_labels(workload, options, True)
+                ),
             },
         }
     return {
@@ -672,7 +713,9 @@ def _workload_object(workload: Workload, options: RenderOptions, device: str) ->
             "leaderWorkerTemplate": {
                 "size": workload.pods_per_replica,
                 "restartPolicy": "RecreateGroupOnPodRestart",
-                "leaderTemplate": _pod_template(workload, options, device, "leader", _pod_labels(workload, options, True)),
+                "leaderTemplate": _pod_template(
+                    workload, options, device, "leader", _pod_labels(workload, options, True)
+                ),
                 "workerTemplate": _pod_template(
                     workload, options, device, "worker", _pod_labels(workload, options, False)
                 ),
@@ -681,7 +724,9 @@ def _workload_object(workload: Workload, options: RenderOptions, device: str) ->
     }
 
 
-def _service(name: str, namespace: str, selector: dict[str, str], options: RenderOptions, **extra) -> dict[str, Any]:
+def _service(
+    name: str, namespace: str, selector: dict[str, str], options: RenderOptions, **extra
+) -> dict[str, Any]:
     meta = _meta(name, options, namespace, **extra.pop("labels", {}))
     if extra.get("annotations"):
         meta["annotations"] = extra["annotations"]
@@ -693,7 +738,9 @@ def _service(name: str, namespace: str, selector: dict[str, str], options: Rende
             "type": "ClusterIP",
             "selector": selector,
             # protocol spelled out: server-side apply of a port without it fails on 1.20.
-            "ports": [{"name": PORT_NAME, "port": CONTAINER_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            "ports": [
+                {"name": PORT_NAME, "port": CONTAINER_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}
+            ],
         },
     }
 
@@ -731,7 +778,9 @@ def _disruption_budget(
         "metadata": _meta(dns_label(first.model), options, first.namespace, **_model_labels(first)),
         "spec": {
             "minAvailable": disruption_budget_pods(model_workloads, demand),
-            "selector": {"matchLabels": {MODEL_LABEL: first.model, "app.kubernetes.io/component": "model-server"}},
+            "selector": {
+                "matchLabels": {MODEL_LABEL: first.model, "app.kubernetes.io/component": "model-server"}
+            },
         },
     }
 
@@ -747,7 +796,9 @@ def _autoscaler(workload: Workload, options: RenderOptions, versions: ApiVersion
     target = workload.target_per_replica
     if options.autoscaler == "hpa":
         # Served by a custom-metrics adapter (prometheus-adapter) from vLLM's own metrics; see the docs.
-        metric = "vllm_requests_in_flight" if options.scaling_metric == "in_flight" else "vllm_requests_per_second"
+        metric = (
+            "vllm_requests_in_flight" if options.scaling_metric == "in_flight" else "vllm_requests_per_second"
+        )
         return {
             "apiVersion": versions.horizontal_pod_autoscaler,
             "kind": "HorizontalPodAutoscaler",
@@ -807,12 +858,16 @@ def workloads(spec: ServingSpec, options: RenderOptions) -> list[Workload]:
     return _group(spec, options)
 
 
-def render_objects(spec: ServingSpec, kubernetes_version: str, options: RenderOptions) -> list[dict[str, Any]]:
+def render_objects(
+    spec: ServingSpec, kubernetes_version: str, options: RenderOptions
+) -> list[dict[str, Any]]:
     """Every object that serves `spec` on a cluster of `kubernetes_version`, in apply order."""
     versions = api_versions(kubernetes_version)
     problems = _check_options(options)
     if spec.device == "cpu" and options.autoscaler == "keda":
-        problems.append("autoscaler: keda scales on vLLM's metrics; the lab (device cpu) has no KEDA, use hpa or none")
+        problems.append(
+            "autoscaler: keda scales on vLLM's metrics; the lab (device cpu) has no KEDA, use hpa or none"
+        )
     if problems:
         raise KubernetesRenderError(problems)
     placed = _group(spec, options)
@@ -840,7 +895,11 @@ def render_objects(spec: ServingSpec, kubernetes_version: str, options: RenderOp
     for model in sorted({w.model for w in placed}):
         model_workloads = [w for w in placed if w.model == model]
         first = model_workloads[0]
-        objects.append(_disruption_budget(model_workloads, spec.models[model].demand_requests_per_second, options, versions))
+        objects.append(
+            _disruption_budget(
+                model_workloads, spec.models[model].demand_requests_per_second, options, versions
+            )
+        )
         objects.append(
             _service(
                 dns_label(model),

@@ -46,11 +46,15 @@ def parse_version(text: str) -> tuple[int, int]:
     """(major, minor) of '1.33', 'v1.20.2' or '1.29.4-eks-036c24b'."""
     match = _VERSION.match(str(text).strip())
     if not match:
-        raise VersionError(f"kubernetes_version: {text!r} is not a Kubernetes version (for example 1.33 or v1.20.2)")
+        raise VersionError(
+            f"kubernetes_version: {text!r} is not a Kubernetes version (for example 1.33 or v1.20.2)"
+        )
     version = (int(match.group(1)), int(match.group(2)))
     if version < OLDEST_SUPPORTED:
         oldest = ".".join(map(str, OLDEST_SUPPORTED))
-        raise VersionError(f"kubernetes_version: {text!r} is older than {oldest}, the oldest version rendered for")
+        raise VersionError(
+            f"kubernetes_version: {text!r} is older than {oldest}, the oldest version rendered for"
+        )
     return version
 
 
