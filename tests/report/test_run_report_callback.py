@@ -199,3 +199,31 @@ def test_ansible_doc_renders_the_callback_documentation():
     doc = json.loads(shown.stdout)[name]["doc"]
     assert doc["type"] == "aggregate"
     assert doc["options"]["output_dir"]["env"] == [{"name": "LLMOPS_RUN_REPORT_DIR"}]
+
+
+def shadow_packages(folder: Path, *names: str) -> str:
+    """A PYTHONPATH entry on which importing each of names fails, as if it were not installed."""
+    for name in names:
+        (folder / name).mkdir(parents=True)
+        (folder / name / "__init__.py").write_text(f'raise ImportError("No module named {name}")\n')
+    return str(folder)
+
+
+@pytest.mark.slow
+def test_without_matplotlib_the_report_is_written_without_its_chart(ansible_playbook, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", shadow_packages(tmp_path / "shadow", "matplotlib"))
+    process = run_playbook(ansible_playbook, tmp_path / "work", "--tags", "never", report_dir=tmp_path)
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert "run report written without its timeline: the phase timeline needs matplotlib" in process.stderr
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert "<svg" not in page and "Timeline not drawn" in page
+    assert json.loads((tmp_path / "demo" / "report.json").read_text())["result"] == "ok"
+
+
+@pytest.mark.slow
+def test_without_llmops_the_run_says_so_and_writes_nothing(ansible_playbook, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", shadow_packages(tmp_path / "shadow", "llmops"))
+    process = run_playbook(ansible_playbook, tmp_path / "work", "--tags", "never", report_dir=tmp_path / "reports")
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert "the llmops Python package is not importable" in process.stderr
+    assert not (tmp_path / "reports").exists()

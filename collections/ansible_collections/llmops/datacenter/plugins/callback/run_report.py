@@ -47,7 +47,6 @@ options:
 """
 
 import os
-import traceback
 from datetime import UTC, datetime
 
 from ansible import constants as C
@@ -60,9 +59,9 @@ try:
 
     HAS_LLMOPS = True
     LLMOPS_IMPORT_ERROR = None
-except ImportError:
+except ImportError as exc:
     HAS_LLMOPS = False
-    LLMOPS_IMPORT_ERROR = traceback.format_exc()
+    LLMOPS_IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
 
 
 def inventory_name(sources) -> str:
@@ -106,7 +105,7 @@ class CallbackModule(CallbackBase):
                 self._display.error(
                     "llmops.datacenter.run_report: the llmops Python package is not importable by the "
                     "controller's Python; install it (pip install -e . in the project, or scripts/setup.sh). "
-                    "No run report is written.\n" + (LLMOPS_IMPORT_ERROR or "")
+                    f"No run report is written. ({LLMOPS_IMPORT_ERROR})"
                 )
                 self._warned = True
             return False
