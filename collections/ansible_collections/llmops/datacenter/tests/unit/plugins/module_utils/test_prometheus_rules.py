@@ -31,13 +31,15 @@ def test_builtin_groups_cover_gpu_serving_and_host_health():
     groups = yaml.safe_load(all_builtin_rules())["groups"]
     names = {group["name"]: [rule.get("alert") or rule.get("record") for rule in group["rules"]] for group in groups}
     assert {"GpuXidError", "GpuTemperatureHigh", "GpuFramebufferNearlyFull"} <= set(names["llmops-gpu-health"])
-    assert {"ModelTtftSloBurn", "ModelTpotSloBurn", "ModelQueueBacklog", "ModelKvCacheNearlyFull"} <= set(names["llmops-serving"])
+    assert {"ModelTtftSloBurn", "ModelTpotSloBurn", "ModelQueueBacklog", "ModelKvCacheNearlyFull", "ModelReplicaDown"} <= set(names["llmops-serving"])
     assert {"TargetDown", "HostFilesystemAlmostFull", "HostMemoryLow", "HostHighLoad"} <= set(names["llmops-host-health"])
     text = all_builtin_rules()
     for metric in ("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_GPU_TEMP", "vllm:time_to_first_token_seconds_bucket",
-                   "vllm:time_per_output_token_seconds_bucket", "vllm:num_requests_waiting", "vllm:gpu_cache_usage_perc",
+                   "vllm:inter_token_latency_seconds_bucket", "vllm:num_requests_waiting",
                    "vllm:kv_cache_usage_perc", "vllm:request_success_total"):
         assert metric in text
+    # Names vLLM no longer exports must not come back.
+    assert "vllm:gpu_cache_usage_perc" not in text and "vllm:time_per_output_token_seconds" not in text
 
 
 def test_thresholds_override_defaults():
