@@ -18,6 +18,8 @@ PROMETHEUS_PORT="${LLMOPS_LAB_PROMETHEUS_PORT:-9090}"
 
 start_hosts() {
   scripts/build-image.sh
+  # Hosts that cannot resolve each other fail much later as down targets; stop here, named.
+  scripts/check-podman-dns.sh
   podman network exists "$NETWORK" || podman network create "$NETWORK" >/dev/null
   local created=()
   for host in "${HOSTS[@]}"; do
@@ -61,6 +63,12 @@ YAML
   echo "lab credentials written to $SECRETS"
 }
 
+# The commands, from this file's header comment (one place to keep them).
+usage() {
+  echo "usage: scripts/lab.sh COMMAND [ARGS]"
+  sed -n 's|^#   scripts/lab.sh |  |p' "$0"
+}
+
 play() {
   local playbook="$1"; shift
   ansible-playbook -i "$INVENTORY" "$playbook" "$@"
@@ -98,12 +106,25 @@ case "${1:-}" in
     done
     ;;
   start) start_hosts ;;
-  play) shift; play "$@" ;;
+  play)
+    shift
+    if (($# == 0)); then
+      echo "scripts/lab.sh play: name the playbook to run, e.g. scripts/lab.sh play playbooks/monitoring.yml" >&2
+      usage >&2
+      exit 2
+    fi
+    play "$@"
+    ;;
   status) podman ps --all --filter label=io.llmops.lab=true --format '{{.Names}}\t{{.Status}}' ;;
   down)
     for host in "${HOSTS[@]}"; do podman rm --force --ignore "$host" >/dev/null; done
     podman network exists "$NETWORK" && podman network rm "$NETWORK" >/dev/null
     echo "lab removed"
     ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  -h|--help|help) usage ;;
+  *)
+    [[ -n "${1:-}" ]] && echo "scripts/lab.sh: unknown command '$1'" >&2
+    usage >&2
+    exit 2
+    ;;
 esac

@@ -38,6 +38,8 @@ if ((run_pytest)); then
 fi
 if ((run_molecule)); then
   scripts/build-image.sh || { echo "image build failed"; exit 1; }
+  # Every scenario needs container name resolution; fail once, named, rather than in each of them.
+  scripts/check-podman-dns.sh || { echo "podman DNS check failed"; exit 1; }
   if ((${#scenarios[@]} == 0)); then
     for dir in molecule/*/; do
       [[ -f "$dir/molecule.yml" ]] && scenarios+=("$(basename "$dir")")
