@@ -116,9 +116,21 @@ def solve_with_report(fleet: Fleet, models: ModelsFile, time_limit_s: float = 30
     relaxation = solve_relaxation(problem, placeable, floors) if placeable else (0.0, [])
     if relaxation is not None:
         report.lower_bounds["relaxation"] = relaxation[0]
-        start = _separate_cheapest_start(problem, placeable, [mix for _, mix in cheapest.values()])
+        starts = [
+            start
+            for start in (
+                _separate_cheapest_start(problem, placeable, [mix for _, mix in cheapest.values()]),
+                _heuristic_start(problem, fleet, models, placeable),
+            )
+            if start is not None
+        ]
+        start = min(starts, key=lambda s: _node_cost(problem, s)) if starts else None
         if placeable:
-            start = _relaxation_support_start(problem, placeable, floors, relaxation[1], start, deadline, report) or start
+            restricted = _relaxation_support_start(
+                problem, placeable, floors, relaxation[1], start, deadline, report, starts
+            )
+            if restricted is not None and (start is None or _node_cost(problem, restricted) < _node_cost(problem, start)):
+                start = restricted
         solution = _serve_everything(problem, placeable, floors, start, deadline, report)
     if solution is None:
         solution = _serve_by_priority(problem, placeable, floors, deadline, report)
@@ -178,6 +190,44 @@ def _separate_cheapest_start(
     return Solution(node_counts, replica_counts, list(placeable), False, None)
 
 
+def _heuristic_start(
+    problem: PlacementProblem, fleet: Fleet, models: ModelsFile, placeable: Sequence[int]
+) -> Solution | None:
+    """The careful-engineer heuristic's plan (baselines.careful_heuristic) as aggregate counts.
+
+    A replica whose option the formulation pruned as dominated is counted as the dominating
+    candidate of its pool group (no more GPUs, at least the capacity), which keeps every
+    constraint. None when the heuristic leaves a placeable model out or a replica has no match.
+    """
+    from .baselines import careful_heuristic  # baselines imports this module
+
+    plan = careful_heuristic(fleet, models)
+    if plan.unplaced or len(placeable) != len(problem.deployments):
+        return None
+    group_of_pool = {pool.name: g for g, group in enumerate(problem.groups) for pool in group.pools}
+    model_of = {d.name: m for m, d in enumerate(problem.deployments)}
+    pool_of_node = {node.name: node.pool for node in plan.nodes}
+    replica_counts = [0] * len(problem.candidates)
+    nodes_of_group: dict[int, set[str]] = {}
+    for replica in plan.replicas:
+        m, g = model_of[replica.model], group_of_pool[pool_of_node[replica.node]]
+        nodes_of_group.setdefault(g, set()).add(replica.node)
+        matches = [
+            c for c in problem.candidates_of_model[m]
+            if problem.candidates[c].group == g
+            and problem.candidates[c].tensor_parallel <= replica.tensor_parallel
+            and problem.candidates[c].option.capacity_requests_per_second >= replica.capacity_requests_per_second - 1e-9
+        ]
+        if not matches:
+            return None
+        best = min(matches, key=lambda c: (problem.candidates[c].tensor_parallel, -problem.candidates[c].capacity_units))
+        replica_counts[best] += 1
+    if any(count > problem.replica_upper_bound(c) for c, count in enumerate(replica_counts)):
+        return None
+    node_counts = [len(nodes_of_group.get(g, ())) for g in range(len(problem.groups))]
+    return Solution(node_counts, replica_counts, list(placeable), False, None)
+
+
 def _relaxation_support_start(
     problem: PlacementProblem,
     placeable: Sequence[int],
@@ -186,6 +236,7 @@ def _relaxation_support_start(
     separate_start: Solution | None,
     deadline: float,
     report: SolverReport,
+    other_starts: Sequence[Solution] = (),
 ) -> Solution | None:
     """A warm start: the integer model over only the (model, pool group) pairs the relaxation or a
     model's own cheapest mix uses.
@@ -195,8 +246,9 @@ def _relaxation_support_start(
     plans fast. It is a restriction, so it proves nothing about the optimum; the full model follows.
     """
     used = {c for c, value in enumerate(relaxed_replicas) if value > 1e-6}
-    if separate_start is not None:
-        used |= {c for c, count in enumerate(separate_start.replica_counts) if count}
+    for known in (separate_start, *other_starts):
+        if known is not None:
+            used |= {c for c, count in enumerate(known.replica_counts) if count}
     # Every replica option of a (model, pool group) pair in use: the integer plan often needs a
     # different tensor-parallel degree than the fractional one in the same pool.
     pairs = {(problem.candidates[c].model, problem.candidates[c].group) for c in used}

@@ -71,7 +71,7 @@ def annotate(plan: Plan, deployments: Iterable[ModelDeployment]) -> Plan:
     replicas_of: dict[str, list] = defaultdict(list)
     for replica in plan.replicas:
         replicas_of[replica.model].append(replica)
-    for name, replicas in replicas_of.items():
+    for replicas in replicas_of.values():
         for replica, weight in zip(
             replicas, traffic_weights([r.capacity_requests_per_second for r in replicas]), strict=True
         ):

@@ -20,7 +20,6 @@ from .fleet import ResolvedPool, resolve_inputs
 from .options import ReplicaOption, floor_reason, replica_options, useful_options
 from .result import Plan, PlanModel, PlanReplica
 from .sizing import DEFAULT_MEMORY_UTILIZATION
-from .traffic import peak_requests_per_second
 from .spec import (
     Fleet,
     InputError,
@@ -31,6 +30,7 @@ from .spec import (
     parse_fleet,
     parse_models,
 )
+from .traffic import peak_requests_per_second
 
 # Plans are written as JSON and read back; relative tolerances absorb float round trips and the
 # rounding a producer may apply to the numbers it prints (2 decimals on values of order 1-100).
@@ -405,7 +405,7 @@ class _Checker:
         if scaling.max_replicas < scaling.min_replicas:
             self.fail(f"{where}: autoscaling.max_replicas {scaling.max_replicas} < min_replicas {scaling.min_replicas}")
         smallest = min(r.capacity_requests_per_second for r in replicas)
-        if not 0 < scaling.target_requests_per_second or not _at_most(scaling.target_requests_per_second, smallest):
+        if scaling.target_requests_per_second <= 0 or not _at_most(scaling.target_requests_per_second, smallest):
             self.fail(
                 f"{where}: autoscaling.target_requests_per_second {scaling.target_requests_per_second} must be > 0 "
                 f"and at most the smallest replica capacity {smallest:.4g}"
