@@ -387,15 +387,15 @@ class DynamicClusterApi:
         return True
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
-        from kubernetes.dynamic.exceptions import NotFoundError
+        from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
 
         resource = self._resource(api_version, kind)
         try:
             return self.client.get(resource, name=name, namespace=namespace).to_dict()
         except NotFoundError:
             return None
-        except Exception as error:  # noqa: BLE001 (DynamicApiError and transport errors alike)
-            raise ApiError(getattr(error, "status", 0) or 0, _reason(error)) from error
+        except DynamicApiError as error:
+            raise ApiError(error.status, _reason(error)) from error
 
     def list(self, api_version: str, kind: str, label_selector: str) -> list[dict[str, Any]]:
         resource = self._resource(api_version, kind)
