@@ -165,18 +165,23 @@ def test_plan_summary_only_from_the_placement_plan_module():
     assert run.plan == {"host": "h", "task": "plan", "summary": PLAN_SUMMARY}
 
 
-def test_endpoints_from_results_facts_and_loop_items_deduplicated():
+def test_endpoints_from_results_facts_role_facts_and_loop_items_deduplicated():
     run = RunRecorder(inventory="lab")
     run.start_phase("p", at=at(0))
     run.task_result(host="gw", task="gateway", status="ok", result={"llmops_endpoints": {"gateway": "https://gw/v1"}})
     run.task_result(host="gw", task="again", status="ok", result={"llmops_endpoints": {"gateway": "https://gw/v1"}})
     loop = {"results": [{"ansible_facts": {"llmops_endpoints": {"chat": "http://n1:8000"}}}]}
     run.task_result(host="n1", task="serve", status="ok", result=loop)
+    role_fact = {"ansible_facts": {"gateway_llmops_endpoints": {"gateway-admin": "http://gw:9000"}}}
+    run.task_result(host="gw", task="gateway : publish", status="ok", result=role_fact)
+    unrelated = {"ansible_facts": {"llmops_endpoints_backup": {"x": "http://x"}, "endpoints": {"y": "http://y"}}}
+    run.task_result(host="gw", task="unrelated", status="ok", result=unrelated)
     run.task_result(host="n2", task="bad", status="ok", result={"llmops_endpoints": ["http://n2"]})
     run.task_result(host="n3", task="failed one", status="failed", result={"llmops_endpoints": {"x": "http://x"}})
     assert run.endpoints == [
         {"name": "gateway", "url": "https://gw/v1", "host": "gw", "task": "gateway"},
         {"name": "chat", "url": "http://n1:8000", "host": "n1", "task": "serve"},
+        {"name": "gateway-admin", "url": "http://gw:9000", "host": "gw", "task": "gateway : publish"},
     ]
     assert run.notes == ["bad on n2: llmops_endpoints must map endpoint names to URL strings; ignored"]
 

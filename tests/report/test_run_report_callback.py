@@ -82,10 +82,10 @@ def test_report_json_matches_the_play_recap(two_runs):
     assert report["inventory_sources"] == [str(INVENTORY)]
     assert [os.path.basename(p) for p in report["playbooks"]] == ["report_demo.yml"]
     # The recap of the demo: stat, copy, loop, ignored fail, rescue, handler, placement_plan,
-    # set_fact, module = 9 ok; copy, loop and plan changed; one debug and one fail skipped; one
-    # failure ignored, one rescued.
+    # two set_facts, module = 10 ok; copy, loop and plan changed; one debug and one fail skipped;
+    # one failure ignored, one rescued.
     assert report["hosts"] == {
-        "demo-host": {"ok": 9, "changed": 3, "failed": 0, "skipped": 2, "unreachable": 0, "ignored": 1, "rescued": 1}
+        "demo-host": {"ok": 10, "changed": 3, "failed": 0, "skipped": 2, "unreachable": 0, "ignored": 1, "rescued": 1}
     }
     phases = report["phases"]
     assert [phase["name"] for phase in phases] == ["Prepare the demo host", "Plan and publish endpoints"]
@@ -124,6 +124,7 @@ def test_report_json_matches_the_play_recap(two_runs):
     assert list(summary["unplaced"]) == ["giant-chat"]
     assert [(e["name"], e["url"]) for e in report["endpoints"]] == [
         ("demo-ui", "http://127.0.0.1:3000/"),
+        ("demo-metrics", "http://127.0.0.1:9090/"),
         ("demo-api", "http://127.0.0.1:8000/v1"),
     ]
 
@@ -137,9 +138,11 @@ def test_report_md_has_the_summary_and_the_tables(two_runs):
     assert lines[4] == "Changed: changed=3 on 1 of 1 host (3 changed tasks listed in the report)."
     assert lines[5] == "Failed: none (failed=0, unreachable=0; 1 failure ignored)."
     assert lines[6] == "Plan: partial, cost 1.00/h, lower bound 1.00/h, gap 0.00%, 1 model placed, 1 unplaced."
-    assert lines[7] == "Endpoints: demo-ui http://127.0.0.1:3000/, demo-api http://127.0.0.1:8000/v1"
+    assert lines[7] == (
+        "Endpoints: demo-ui http://127.0.0.1:3000/, demo-metrics http://127.0.0.1:9090/, demo-api http://127.0.0.1:8000/v1"
+    )
     assert lines[8] == f"Report: {folder / 'report.html'} (also report.md, report.json)"
-    assert "| demo-host | 9 | 3 | 0 | 2 | 0 | 1 | 1 |" in lines
+    assert "| demo-host | 10 | 3 | 0 | 2 | 0 | 1 | 1 |" in lines
     assert any(line.startswith("| 1 | Prepare the demo host | report_demo.yml |") for line in lines)
     assert "| Prepare the demo host | demo-host | Fail on purpose, ignored | failed (ignored) | this failure is ignored on purpose |" in lines
     assert any(line.startswith("| giant-chat | no replica configuration fits") for line in lines)

@@ -14,8 +14,13 @@ from datetime import UTC, datetime
 SCHEMA = "llmops.run_report/1"
 
 # Task results that carry this key (a module's return value, or facts set under this name) publish
-# endpoints for the report: a mapping of endpoint name to URL.
+# endpoints for the report: a mapping of endpoint name to URL. Roles set `<role>_llmops_endpoints`
+# instead, which keeps their facts under the role's prefix (ansible-lint's var-naming rule).
 ENDPOINTS_KEY = "llmops_endpoints"
+
+
+def is_endpoints_key(key) -> bool:
+    return isinstance(key, str) and (key == ENDPOINTS_KEY or key.endswith("_" + ENDPOINTS_KEY))
 
 # Modules whose `summary` return value is the placement plan's summary.
 PLAN_ACTIONS = frozenset({"llmops.datacenter.placement_plan", "placement_plan"})
@@ -226,17 +231,16 @@ class RunRecorder:
             self.plan = {"host": host, "task": task, "summary": dict(result["summary"])}
         for source in [result, *_loop_items(result)]:
             facts = source.get("ansible_facts")
-            for published in (source.get(ENDPOINTS_KEY), facts.get(ENDPOINTS_KEY) if isinstance(facts, Mapping) else None):
-                if published is not None:
-                    self._add_endpoints(host, task, published)
+            for values in (source, facts if isinstance(facts, Mapping) else {}):
+                for key, published in values.items():
+                    if is_endpoints_key(key):
+                        self._add_endpoints(host, task, key, published)
 
-    def _add_endpoints(self, host: str, task: str, published) -> None:
+    def _add_endpoints(self, host: str, task: str, key: str, published) -> None:
         if not isinstance(published, Mapping) or not all(
             isinstance(name, str) and isinstance(url, str) for name, url in published.items()
         ):
-            self.notes.append(
-                f"{task} on {host}: {ENDPOINTS_KEY} must map endpoint names to URL strings; ignored"
-            )
+            self.notes.append(f"{task} on {host}: {key} must map endpoint names to URL strings; ignored")
             return
         for name, url in published.items():
             if any(known["name"] == name and known["url"] == url for known in self.endpoints):

@@ -19,9 +19,9 @@ description:
   - C(<inventory>) is the name of the first inventory source's folder, as C(playbooks/placement.yml)
     computes it (C(-i inventories/lab) and C(-i inventories/lab/hosts.yml) both give C(lab)); a source that
     is not a path (C(-i host1,host2,)) gives C(inline).
-  - "Endpoints: any task result that carries C(llmops_endpoints), a mapping of endpoint name to URL, either
-    as a module's return value or as facts set under that name with M(ansible.builtin.set_fact), is listed
-    in the report. See docs/run-report.md in the collection."
+  - "Endpoints: any task result that carries C(llmops_endpoints), a mapping of endpoint name to URL, as a
+    module's return value or as facts set under that name (in roles C(<role>_llmops_endpoints)) with
+    M(ansible.builtin.set_fact), is listed in the report. See docs/run-report.md in the collection."
   - Output of tasks with C(no_log) is never written; their message is Ansible's censored notice.
   - The reports are replaced atomically at the end of each run; C(--syntax-check) and list options write
     nothing.
