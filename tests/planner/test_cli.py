@@ -231,3 +231,27 @@ def test_validate_exits_2_on_invalid_inputs(lab_plan, capsys):
     fleet_path.write_text(yaml.safe_dump({"pools": [{"name": "Bad_Name", "zone": "z", "max_nodes": 1}]}))
     assert main(["validate", "--fleet", str(fleet_path), "--models", str(models_path), "--plan", str(plan_path)]) == 2
     assert "pools[0].name: must be a DNS label" in capsys.readouterr().err
+
+
+def test_explain_lists_every_option_and_why_it_is_dropped(tmp_path, capsys):
+    models = copy.deepcopy(LAB_MODELS)
+    name = models["models"][0]["name"]
+    models["models"][0]["replica_floor"] = {"latency_headroom": 0.99}
+    fleet_path, models_path = write_inputs(tmp_path, LAB_FLEET, models)
+    code = main(["plan", "--fleet", str(fleet_path), "--models", str(models_path), "--explain", name])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert printed.startswith(f"Replica options of {name}:")
+    option_lines = [line for line in printed.splitlines() if line.startswith("  ")]
+    assert option_lines and all(" dropped " in line or " offered " in line for line in option_lines)
+    # 99% headroom leaves no option: each that fits and meets the SLO is dropped for headroom.
+    assert any("leaves less than 99% headroom under the SLO" in line for line in option_lines)
+    assert not any(" offered " in line for line in option_lines)
+
+
+def test_explain_names_the_accepted_models_when_the_model_is_unknown(tmp_path, capsys):
+    fleet_path, models_path = write_inputs(tmp_path, LAB_FLEET, LAB_MODELS)
+    code = main(["plan", "--fleet", str(fleet_path), "--models", str(models_path), "--explain", "no-such-model"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--explain: unknown model 'no-such-model'; accepted:" in err

@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from llmops.planning import load_inputs, make_plan, validate_plan
+from llmops.planning.explain import render_explanation
 from llmops.planning.fleet import ResolvedPool, resolve_inputs
 from llmops.planning.result import Plan
 from llmops.planning.spec import Fleet, InputError, ModelsFile
@@ -52,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output", type=Path, help="write the plan as JSON to this file")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON instead of tables")
+    parser.add_argument(
+        "--explain",
+        metavar="MODEL",
+        help="print every replica option of MODEL on every GPU shape of the fleet, offered or why it was "
+        "dropped (memory, SLO, replica floor, dominated), and exit without planning",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -66,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         fleet, models = load_inputs(args.fleet, args.models)
         pools, _ = resolve_inputs(fleet, models)
+        if getattr(args, "explain", None):
+            print(render_explanation(fleet, models, args.explain))
+            return EXIT_OK
         plan = make_plan(fleet, models, time_limit_s=args.time_limit)
     except InputError as exc:
         return report_invalid_input(exc.problems)
