@@ -249,7 +249,7 @@ def test_unknown_device_and_malformed_plans_fail_naming_the_field():
     assert problems_of(device="rocm") == ["device: 'rocm' is not accepted; accepted: cuda, cpu"]
     plan = copy.deepcopy(PLAN)
     del plan["replicas"][0]["gpu_indices"]
-    assert problems_of(plan=plan) == ["plan.replicas[0].gpu_indices: required field is missing"]
+    assert problems_of(plan=plan) == ["plan: replicas[0].gpu_indices: required field is missing"]
 
 
 def test_replica_ids_are_dns_labels_even_for_long_or_dotted_node_names():

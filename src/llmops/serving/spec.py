@@ -214,7 +214,7 @@ def _load_plan(plan: Plan | Mapping[str, Any]) -> Plan:
     try:
         return Plan.model_validate(plan)
     except ValidationError as exc:
-        raise ServingSpecError(format_validation_error(exc, "plan")) from exc
+        raise ServingSpecError([f"plan: {line}" for line in format_validation_error(exc, Plan)]) from exc
 
 
 def _weights(replicas: list[tuple[int, Any]]) -> dict[int, float]:
@@ -274,7 +274,7 @@ def serving_spec(
     try:
         models_file = _load_models(models, hf_config_dir)
     except InputError as exc:
-        raise ServingSpecError([f"models: {line.removeprefix('<file>: ')}" for line in exc.problems]) from exc
+        raise ServingSpecError(exc.problems) from exc
     the_plan = _load_plan(plan)
 
     hosts: dict[str, str] | None
