@@ -97,11 +97,12 @@ class CallbackModule(CallbackBase):
     def __init__(self, display=None):
         super().__init__(display=display)
         self._recorder = None
-        self._inventory_sources: list[str] = []
+        self._inventory_known = False
+        self._warned = False
 
     def _ready(self) -> bool:
         if not HAS_LLMOPS:
-            if not getattr(self, "_warned", False):
+            if not self._warned:
                 self._display.error(
                     "llmops.datacenter.run_report: the llmops Python package is not importable by the "
                     "controller's Python; install it (pip install -e . in the project, or scripts/setup.sh). "
@@ -113,7 +114,8 @@ class CallbackModule(CallbackBase):
 
     def _ensure_recorder(self):
         if self._recorder is None:
-            sources = self._inventory_sources or list(context.CLIARGS.get("inventory") or [])
+            # Until the first play shows the inventory Ansible loaded, the command line's -i.
+            sources = list(context.CLIARGS.get("inventory") or [])
             self._recorder = RunRecorder(
                 inventory=inventory_name(sources),
                 inventory_sources=[str(source) for source in sources],
@@ -135,15 +137,16 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_play_start(self, play):
         if not self._ready():
             return
-        if not self._inventory_sources:
+        recorder = self._ensure_recorder()
+        if not self._inventory_known:
             # The inventory the run really loaded (ansible.cfg's default included), absolute paths.
-            manager = play.get_variable_manager()
-            inventory = getattr(manager, "_inventory", None)
-            self._inventory_sources = [str(s) for s in getattr(inventory, "_sources", None) or []]
-            if self._recorder is not None and not self._recorder.phases and self._inventory_sources:
-                self._recorder.inventory = inventory_name(self._inventory_sources)
-                self._recorder.inventory_sources = self._inventory_sources
-        self._ensure_recorder().start_phase(play.get_name().strip(), at=self._now())
+            inventory = getattr(play.get_variable_manager(), "_inventory", None)
+            sources = [str(source) for source in getattr(inventory, "_sources", None) or []]
+            if sources:
+                recorder.inventory = inventory_name(sources)
+                recorder.inventory_sources = sources
+            self._inventory_known = True
+        recorder.start_phase(play.get_name().strip(), at=self._now())
 
     def _record(self, result, status, ignored=False):
         if not self._ready():
