@@ -100,8 +100,15 @@ def _alert(name, expr, duration, severity, summary, description):
     return rule
 
 
+def _quantity(value):
+    """A threshold as people write it: 85, 83.5, not 85.0 or 83.50000000000001."""
+    return f"{float(value):.6g}"
+
+
 def gpu_health_group(thresholds):
     t = thresholds
+    # The descriptions state the configured thresholds and nothing that only holds for the defaults:
+    # a GPU's own slowdown temperature is a property of the GPU, not of this alert.
     return {
         "name": "llmops-gpu-health",
         "rules": [
@@ -124,7 +131,9 @@ def gpu_health_group(thresholds):
                 t["gpu_temperature_for"],
                 "warning",
                 "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} is at {{ $value }} C",
-                f"Above {t['gpu_temperature_celsius']} C the GPU throttles its clocks; check cooling.",
+                f"Above the configured threshold of {_quantity(t['gpu_temperature_celsius'])} C for "
+                f"{t['gpu_temperature_for']}. A GPU slows its clocks at its own slowdown temperature "
+                "(nvidia-smi -q -d TEMPERATURE shows it); check cooling before it gets there.",
             ),
             _alert(
                 "GpuFramebufferNearlyFull",
@@ -132,7 +141,9 @@ def gpu_health_group(thresholds):
                 t["gpu_framebuffer_for"],
                 "warning",
                 "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} memory is {{ $value | humanizePercentage }} used",
-                "Allocations beyond this fail with out-of-memory errors.",
+                f"More than {_quantity(t['gpu_framebuffer_used_ratio'] * 100)}% of GPU memory (the configured "
+                f"threshold) in use for {t['gpu_framebuffer_for']}; allocations fail with out-of-memory errors "
+                "once it is full.",
             ),
         ],
     }
