@@ -1,4 +1,4 @@
-"""The `llmops` command: plan, estimate, validate, serving-spec.
+"""The `llmops` command: plan, replan, estimate, validate, serving-spec.
 
 Each subcommand lives in `llmops.commands.<name>` and exposes `register(subparsers)`; its
 handler returns the process exit code (0 ok, 2 invalid input, 3 plan written with unplaced models).
@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("plan", "estimate", "validate", "serving_spec", "model")
+SUBCOMMANDS = ("plan", "replan", "estimate", "validate", "serving_spec", "model")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ortools.linear_solver import pywraplp
 
@@ -180,11 +180,25 @@ def prune_dominated(options: Sequence, precision_order: Sequence[str]) -> list:
     return kept
 
 
-def build_problem(fleet: Fleet, models: ModelsFile) -> PlacementProblem:
-    """Resolve the inputs and list every non-dominated candidate for every model."""
+def build_problem(
+    fleet: Fleet,
+    models: ModelsFile,
+    unavailable_nodes: frozenset[str] = frozenset(),
+    keep_options: frozenset[tuple[str, str, int, str, int]] = frozenset(),
+) -> PlacementProblem:
+    """Resolve the inputs and list every non-dominated candidate for every model.
+
+    Replanning passes the nodes that are lost (`unavailable_nodes`: left out of their pools) and the
+    options running replicas use (`keep_options`: (model, GPU type, GPUs per node, precision, TP)),
+    which stay candidates even when dominated, so a running replica can be kept where it is.
+    """
     from .options import explain_no_option, useful_options
 
     pools, architectures = resolve_inputs(fleet, models)
+    if unavailable_nodes:
+        pools = [
+            replace(pool, node_names=tuple(n for n in pool.node_names if n not in unavailable_nodes)) for pool in pools
+        ]
     groups = group_pools(pools)
     candidates: list[Candidate] = []
     candidates_of_model: dict[int, list[int]] = {}
@@ -197,7 +211,12 @@ def build_problem(fleet: Fleet, models: ModelsFile) -> PlacementProblem:
             if shape not in options_by_shape:
                 # Options below the model's replica floor are never offered (options.floor_reason).
                 options = useful_options(deployment, group.gpu_type, group.gpus_per_node)
-                options_by_shape[shape] = prune_dominated(options, deployment.precisions)
+                kept = prune_dominated(options, deployment.precisions)
+                kept += [
+                    o for o in options
+                    if o not in kept and (deployment.name, *shape, o.precision, o.tensor_parallel) in keep_options
+                ]
+                options_by_shape[shape] = kept
             for option in options_by_shape[shape]:
                 units = math.floor(option.capacity_requests_per_second * CAPACITY_UNITS_PER_RPS)
                 if units <= 0:
@@ -243,10 +262,15 @@ class AggregateModel:
     replica_used: dict[int, pywraplp.Variable] = field(default_factory=dict)
     """Per candidate of a spread=node model: 1 when it has a replica (the node-loss rule needs it)."""
 
-    def complete_hint(self, node_counts: Sequence[int], replica_counts: Sequence[int]) -> None:
-        """Give the solver a whole starting plan (every variable), so it can use it without repair."""
-        variables = list(self.nodes) + list(self.replicas)
-        values = [float(v) for v in list(node_counts) + list(replica_counts)]
+    def complete_hint(
+        self, node_counts: Sequence[int], replica_counts: Sequence[int], extra: Sequence[tuple] = ()
+    ) -> None:
+        """Give the solver a whole starting plan (every variable), so it can use it without repair.
+
+        `extra` holds (variable, value) pairs of variables a caller added to the model.
+        """
+        variables = list(self.nodes) + list(self.replicas) + [var for var, _ in extra]
+        values = [float(v) for v in list(node_counts) + list(replica_counts)] + [float(v) for _, v in extra]
         for c, var in self.replica_used.items():
             variables.append(var)
             values.append(1.0 if replica_counts[c] else 0.0)
