@@ -234,6 +234,17 @@ def repeated(names: list[Any]) -> list[str]:
     return sorted({n for n in texts if texts.count(n) > 1})
 
 
+def quantity(value: Any) -> str:
+    """A number for a message: 58.7908, not 58.790800000000004; whole numbers without a point."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if abs(value) >= 1e6:
+        return f"{value:.0f}"
+    return f"{value:.6g}"
+
+
 def field_of(item: Any, key: str) -> Any:
     """A field of a validated model or of the raw mapping it came from."""
     if isinstance(item, dict):

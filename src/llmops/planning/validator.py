@@ -18,6 +18,7 @@ from llmops.catalog import ModelArchitecture
 
 from .fleet import ResolvedPool, resolve_inputs
 from .options import ReplicaOption, floor_reason, replica_options, useful_options
+from .problems import quantity
 from .result import Plan, PlanModel, PlanReplica
 from .sizing import DEFAULT_MEMORY_UTILIZATION
 from .spec import (
@@ -115,8 +116,8 @@ class _Checker:
                 self.fail(f"{where}: gpus {node.gpus} but pool {pool.name} has {pool.gpus_per_node} per node")
             if not math.isclose(node.hourly_cost, pool.node_hourly_cost, rel_tol=COST_REL_TOL, abs_tol=1e-9):
                 self.fail(
-                    f"{where}: hourly_cost {node.hourly_cost} but pool {pool.name} costs "
-                    f"{pool.node_hourly_cost} per node"
+                    f"{where}: hourly_cost {quantity(node.hourly_cost)} but pool {pool.name} costs "
+                    f"{quantity(pool.node_hourly_cost)} per node"
                 )
         used = {replica.node for replica in self.plan.replicas}
         for node in self.plan.nodes:
@@ -126,12 +127,15 @@ class _Checker:
     def check_cost(self) -> None:
         total = sum(node.hourly_cost for node in self.plan.nodes)
         if not math.isclose(self.plan.cost_per_hour, total, rel_tol=COST_REL_TOL, abs_tol=1e-9):
-            self.fail(f"cost_per_hour {self.plan.cost_per_hour} is not the sum of the nodes' hourly_cost ({total})")
+            self.fail(
+                f"cost_per_hour {quantity(self.plan.cost_per_hour)} is not the sum of the nodes' hourly_cost "
+                f"({quantity(total)})"
+            )
         if self.plan.lower_bound_per_hour < 0:
-            self.fail(f"lower_bound_per_hour {self.plan.lower_bound_per_hour} is negative")
+            self.fail(f"lower_bound_per_hour {quantity(self.plan.lower_bound_per_hour)} is negative")
         bound, cost = self.plan.lower_bound_per_hour, self.plan.cost_per_hour
         if bound > cost and not math.isclose(bound, cost, rel_tol=COST_REL_TOL, abs_tol=1e-9):
-            self.fail(f"lower_bound_per_hour {bound} exceeds cost_per_hour {cost}")
+            self.fail(f"lower_bound_per_hour {quantity(bound)} exceeds cost_per_hour {quantity(cost)}")
 
     # -- replicas ---------------------------------------------------------------------------
 
@@ -214,12 +218,12 @@ class _Checker:
             return None
         if not _close(replica.capacity_requests_per_second, option.capacity_requests_per_second):
             self.fail(
-                f"{where}: capacity_requests_per_second {replica.capacity_requests_per_second} but this "
+                f"{where}: capacity_requests_per_second {quantity(replica.capacity_requests_per_second)} but this "
                 f"configuration sustains {option.capacity_requests_per_second:.4g} within the SLO"
             )
         if not _close(replica.memory_per_gpu_gib, option.memory_per_gpu_gib):
             self.fail(
-                f"{where}: memory_per_gpu_gib {replica.memory_per_gpu_gib} but this configuration "
+                f"{where}: memory_per_gpu_gib {quantity(replica.memory_per_gpu_gib)} but this configuration "
                 f"needs {option.memory_per_gpu_gib:.4g} GiB per GPU"
             )
         return option
@@ -277,17 +281,17 @@ class _Checker:
             self.fail(f"{where}: replicas {entry.replicas} but the plan has {len(indices)} replicas of it")
         if not _close(entry.capacity_requests_per_second, capacity):
             self.fail(
-                f"{where}: capacity_requests_per_second {entry.capacity_requests_per_second} but its "
+                f"{where}: capacity_requests_per_second {quantity(entry.capacity_requests_per_second)} but its "
                 f"replicas add up to {capacity:.4g}"
             )
         if not _close(entry.demand_requests_per_second, deployment.traffic.requests_per_second):
             self.fail(
-                f"{where}: demand_requests_per_second {entry.demand_requests_per_second} but traffic is "
-                f"{deployment.traffic.requests_per_second}"
+                f"{where}: demand_requests_per_second {quantity(entry.demand_requests_per_second)} but traffic is "
+                f"{quantity(deployment.traffic.requests_per_second)}"
             )
         if not _close(entry.params_billion, architecture.total_params / 1e9):
             self.fail(
-                f"{where}: params_billion {entry.params_billion} but the architecture has "
+                f"{where}: params_billion {quantity(entry.params_billion)} but the architecture has "
                 f"{architecture.total_params / 1e9:.2f}"
             )
         if entry.kv_bytes_per_token_bf16 != architecture.kv_bytes_per_token(2):
@@ -307,12 +311,14 @@ class _Checker:
                 self.fail(f"{where}: served but {field} is missing")
                 continue
             if not _at_most(value, slo):
-                self.fail(f"{where}: {field} {value} exceeds the SLO {slo}")
+                self.fail(f"{where}: {field} {quantity(value)} exceeds the SLO {quantity(slo)}")
             options = [matched[i] for i in indices if i in matched]
             if options and len(options) == len(indices):
                 worst = max(getattr(option, field) for option in options)
                 if not _close(value, worst):
-                    self.fail(f"{where}: {field} {value} but its slowest replica configuration has {worst:.4g}")
+                    self.fail(
+                        f"{where}: {field} {quantity(value)} but its slowest replica configuration has {worst:.4g}"
+                    )
 
     def _check_served(self, deployment: ModelDeployment, indices: list[int]) -> None:
         name = deployment.name
@@ -381,7 +387,7 @@ class _Checker:
                 self.fail(f"{where}: traffic_weight is missing")
                 return
             if replica.traffic_weight < 0:
-                self.fail(f"{where}: traffic_weight {replica.traffic_weight} is negative")
+                self.fail(f"{where}: traffic_weight {quantity(replica.traffic_weight)} is negative")
             elif not _at_most(replica.traffic_weight * demand, replica.capacity_requests_per_second):
                 self.fail(
                     f"{where}: traffic_weight {replica.traffic_weight:.4g} sends {replica.traffic_weight * demand:.4g} "
@@ -407,7 +413,8 @@ class _Checker:
         smallest = min(r.capacity_requests_per_second for r in replicas)
         if scaling.target_requests_per_second <= 0 or not _at_most(scaling.target_requests_per_second, smallest):
             self.fail(
-                f"{where}: autoscaling.target_requests_per_second {scaling.target_requests_per_second} must be > 0 "
+                f"{where}: autoscaling.target_requests_per_second {quantity(scaling.target_requests_per_second)} "
+                "must be > 0 "
                 f"and at most the smallest replica capacity {smallest:.4g}"
             )
         if scaling.target_requests_in_flight <= 0:
