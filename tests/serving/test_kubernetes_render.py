@@ -95,6 +95,16 @@ def test_every_object_rendered_for_kubernetes_1_33_passes_strict_schema_validati
         assert "LeaderWorkerSet" in kinds
 
 
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_every_object_rendered_for_the_lab_cluster_passes_kubernetes_1_20_2s_own_schemas(device):
+    objects = render(cases.spec(device), version="v1.20.2")
+    assert validate_objects(objects, "v1.20.2") == []
+    # The 1.33 rendering would not do there: policy/v1 and autoscaling/v2 do not exist in 1.20.
+    newer = validate_objects(render(cases.spec(device), version="1.33"), "v1.20.2")
+    assert any("no schema for policy/v1 PodDisruptionBudget in Kubernetes v1.20.2" in p for p in newer)
+    assert any("no schema for autoscaling/v2 HorizontalPodAutoscaler" in p for p in newer)
+
+
 def test_the_strict_checks_reject_unknown_and_mistyped_fields():
     objects = render(multi_node_spec(), autoscaler="keda")
     lws = copy.deepcopy(next(o for o in objects if o["kind"] == "LeaderWorkerSet"))
@@ -109,6 +119,16 @@ def test_the_strict_checks_reject_unknown_and_mistyped_fields():
     assert any("LeaderWorkerSet" in p and "spec.leaderWorkerTemplate" in p and "sizee" in p for p in problems)
     assert any("ScaledObject" in p and "spec.minReplicaCount" in p for p in problems)
     assert any("Deployment" in p and "gpus" in p for p in problems)
+    # The same for 1.20's schemas, and an int-or-string field given a list.
+    old = copy.deepcopy(next(o for o in render(version="1.20") if o["kind"] == "Deployment"))
+    old["spec"]["template"]["spec"]["containers"][0]["gpus"] = 1
+    old["spec"]["strategy"]["rollingUpdate"]["maxSurge"] = [1]
+    assert validate_objects([old], "1.20") == [
+        f"Deployment {old['metadata']['namespace']}/{old['metadata']['name']}: spec.strategy.rollingUpdate.maxSurge: "
+        "[1] is not of type 'integer', 'string'",
+        f"Deployment {old['metadata']['namespace']}/{old['metadata']['name']}: spec.template.spec.containers.0: "
+        "Additional properties are not allowed ('gpus' was unexpected)",
+    ]
 
 
 # --- API versions ------------------------------------------------------------------------------------
