@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except InputError as exc:
         return report_invalid_input(exc.problems)
-    violations = validate_plan(result.plan, fleet, models)
+    # Judged against the fleet without the lost nodes: survivability is about what is left.
+    violations = validate_plan(result.plan, result.fleet, models)
     if violations:
         print("the new plan failed validation; nothing written:", file=sys.stderr)
         for line in violations:

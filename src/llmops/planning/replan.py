@@ -81,6 +81,8 @@ class Replan:
     reference_cost_per_hour: float
     """Cost of the optimiser's own plan on the remaining fleet (stage 2's cap is (1 + tolerance) x this)."""
     cost_tolerance: float
+    fleet: Fleet
+    """The fleet without the lost nodes: what the new plan is valid for (validate against it)."""
     report: SolverReport = field(default_factory=SolverReport)
 
     def count(self, action: str) -> int:
@@ -149,6 +151,8 @@ def replan(
     deadline = started + time_limit_s
     check_failures(fleet, current, failed_nodes, failed_zones)
     pools = resolve_pools(fleet)
+    if {pool.zone for pool in pools} <= set(failed_zones):
+        raise InputError(["--failed-zone: every zone of the fleet is lost; there is nothing to replan onto"])
     lost_nodes = set(failed_nodes) | {n for pool in pools if pool.zone in set(failed_zones) for n in pool.node_names}
     pool_of_node = {n: pool for pool in pools for n in pool.node_names}
     deployments = {d.name: d for d in models.models}
@@ -240,7 +244,7 @@ def replan(
         plan.status = "feasible"  # moves, not cost, were minimised
     moves = _moves(current, plan, kept_indices, lost_nodes)
     return Replan(plan=plan, moves=moves, reference_cost_per_hour=reference_cost, cost_tolerance=cost_tolerance,
-                  report=report)
+                  fleet=reduced, report=report)
 
 
 def _reduced_fleet(fleet: Fleet, lost: set[str]) -> Fleet:

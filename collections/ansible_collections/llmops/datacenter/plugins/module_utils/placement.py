@@ -16,7 +16,9 @@ import traceback
 try:
     from llmops.planning import check_inputs, make_plan, validate_plan
     from llmops.planning.fleet import resolve_inputs
-    from llmops.planning.spec import InputError, read_fleet, read_models  # noqa: F401 (placement_plan catches InputError)
+    from llmops.planning.replan import replan
+    from llmops.planning.result import Plan
+    from llmops.planning.spec import InputError, read_fleet, read_models
 
     HAS_LLMOPS = True
     LLMOPS_IMPORT_ERROR = None
@@ -166,6 +168,43 @@ def write_plan(dest: str, plan: dict) -> None:
         raise
 
 
+# The replanner names its inputs as the command line does; the module names its options.
+_OPTION_NAMES = (("--failed-node:", "failed_nodes:"), ("--failed-zone:", "failed_zones:"), ("--current:", "current_plan:"))
+
+
+def replan_from(params: dict, fleet, models):
+    """Replan from the running plan in current_plan after failed_nodes/failed_zones or input changes."""
+    path = params["current_plan"]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except OSError as exc:
+        raise InputError([f"current_plan: cannot read {path} ({exc.strerror or exc})"]) from exc
+    except ValueError as exc:
+        raise InputError([f"current_plan: {path} is not valid JSON ({exc})"]) from exc
+    try:
+        current = Plan.model_validate(document)
+    except ValueError as exc:
+        raise InputError([f"current_plan: {path} is not a plan document"]) from exc
+    try:
+        return replan(
+            current,
+            fleet,
+            models,
+            failed_nodes=params.get("failed_nodes") or [],
+            failed_zones=params.get("failed_zones") or [],
+            cost_tolerance=params.get("cost_tolerance", 0.02),
+            time_limit_s=params["time_limit"],
+        )
+    except InputError as exc:
+        problems = []
+        for line in exc.problems:
+            for cli, option in _OPTION_NAMES:
+                line = line.replace(cli, option, 1) if line.startswith(cli) else line
+            problems.append(line)
+        raise InputError(problems) from exc
+
+
 def run_placement(params: dict, check_mode: bool) -> dict:
     """Plan, validate and (unless in check mode) write dest when the plan changed.
 
@@ -177,8 +216,14 @@ def run_placement(params: dict, check_mode: bool) -> dict:
     pools, _ = resolve_inputs(fleet, models)
     warnings = fleet_reality_warnings(pools, params.get("gpu_facts"))
 
-    plan_model = make_plan(fleet, models, time_limit_s=params["time_limit"])
-    violations = validate_plan(plan_model, fleet, models)
+    replanned = None
+    if params.get("current_plan"):
+        replanned = replan_from(params, fleet, models)
+        plan_model = replanned.plan
+    else:
+        plan_model = make_plan(fleet, models, time_limit_s=params["time_limit"])
+    # A replanned plan is judged against the fleet without the lost nodes.
+    violations = validate_plan(plan_model, replanned.fleet if replanned else fleet, models)
     if violations:
         raise PlanValidationError(violations)
     plan = plan_model.to_json_dict()
@@ -189,7 +234,12 @@ def run_placement(params: dict, check_mode: bool) -> dict:
     changed = bool(dest) and (existing is None or comparable(existing) != comparable(plan))
     if changed and not check_mode:
         write_plan(dest, plan)
+    extra = {}
+    if replanned is not None:
+        document = replanned.to_json_dict()
+        extra = {"moves": document["moves"], "replan": document["summary"]}
     return {
+        **extra,
         "changed": changed,
         "plan": plan,
         "summary": plan_summary(plan),

@@ -77,6 +77,37 @@ options:
       - Rewritten only when the plan's content other than C(solve_seconds) differs from the file's.
       - Without it the plan is only returned.
     type: path
+  current_plan:
+    description:
+      - Path on the controller to the running plan (JSON written by this module or C(llmops plan)). With it
+        the module replans with minimal moves instead of planning afresh, as C(llmops replan) does.
+      - Every replica of it that is still valid (model still listed, node still in the fleet and not failed,
+        configuration still offered) stays on its node and GPUs unless stopping it is cheaper within
+        O(cost_tolerance); the fewest replicas are started and stopped subject to a cost within O(cost_tolerance)
+        of the optimiser's plan on the remaining fleet.
+      - May be the same path as O(dest); a second run then finds nothing to move and reports C(changed=false).
+      - A plan for another fleet (a node whose pool has another GPU type, or no node of the fleet at all) fails
+        the task naming O(current_plan).
+    type: path
+  failed_nodes:
+    description:
+      - Nodes that are lost (names as in the fleet, C(<pool>-<i>) for cloud pools). Only with O(current_plan).
+      - A name the fleet lacks fails the task naming O(failed_nodes).
+    type: list
+    elements: str
+    default: []
+  failed_zones:
+    description:
+      - Zones that are lost. Only with O(current_plan). A zone the fleet lacks fails the task, listing the zones.
+    type: list
+    elements: str
+    default: []
+  cost_tolerance:
+    description:
+      - With O(current_plan), how far above the optimiser's plan on the remaining fleet the repaired plan may cost,
+        as a fraction (0.02 is 2%). Between 0 and 1.
+    type: float
+    default: 0.02
   gpu_facts:
     description:
       - Per-host GPU facts as gathered by M(llmops.datacenter.gpu_facts), keyed by host name; each value
@@ -109,6 +140,20 @@ EXAMPLES = r"""
 - name: Show what was decided
   ansible.builtin.debug:
     var: placement.summary
+
+- name: Replan in place after losing one node, moving as few replicas as possible
+  llmops.datacenter.placement_plan:
+    fleet_file: inventories/example/group_vars/all/fleet.yml
+    models_file: inventories/example/group_vars/all/models.yml
+    current_plan: "{{ playbook_dir }}/../out/plan.json"
+    failed_nodes: [dgx-02]
+    cost_tolerance: 0.02
+    dest: "{{ playbook_dir }}/../out/plan.json"
+  register: replanned
+
+- name: Show the moves the rollout applies (starts, then stops)
+  ansible.builtin.debug:
+    var: replanned.moves
 
 - name: Plan from files and compare the declared fleet with the hosts' real GPUs
   llmops.datacenter.placement_plan:
@@ -203,6 +248,22 @@ summary:
       description: Unplaced model names and the reason for each.
       type: dict
       sample: {}
+moves:
+  description:
+    - With O(current_plan), the replicas to start, then to stop, then those kept and those lost with their nodes,
+      in the order the serving rollout applies them (every start before any stop).
+  returned: success with O(current_plan)
+  type: list
+  elements: dict
+  sample: [{"action": "start", "model": "chat-70b", "node": "h100-use1a-1", "gpu_indices": [0, 1],
+            "precision": "fp8", "tensor_parallel": 2}]
+replan:
+  description: With O(current_plan), counts of kept, started, stopped and lost replicas, the cost, the cost of the
+    optimiser's plan on the remaining fleet and the tolerance.
+  returned: success with O(current_plan)
+  type: dict
+  sample: {"kept": 9, "started": 7, "stopped": 0, "lost": 7, "cost_per_hour": 97.23,
+           "reference_cost_per_hour": 97.23, "cost_tolerance": 0.02}
 problems:
   description: One line per problem of either input, naming the file or option, the path and the accepted values.
   returned: failure on invalid input
@@ -231,6 +292,10 @@ def main() -> None:
             "time_limit": {"type": "float", "default": 30.0},
             "dest": {"type": "path"},
             "gpu_facts": {"type": "dict"},
+            "current_plan": {"type": "path"},
+            "failed_nodes": {"type": "list", "elements": "str", "default": []},
+            "failed_zones": {"type": "list", "elements": "str", "default": []},
+            "cost_tolerance": {"type": "float", "default": 0.02},
         },
         mutually_exclusive=[("fleet", "fleet_file"), ("models", "models_file")],
         required_one_of=[("fleet", "fleet_file"), ("models", "models_file")],
@@ -244,6 +309,12 @@ def main() -> None:
             problems=[f"time_limit: must be > 0, got {module.params['time_limit']}"],
         )
 
+    if not 0 <= module.params["cost_tolerance"] <= 1:
+        message = f"cost_tolerance: must be between 0 and 1, got {module.params['cost_tolerance']}"
+        module.fail_json(msg=message, problems=[message])
+    if (module.params["failed_nodes"] or module.params["failed_zones"]) and not module.params["current_plan"]:
+        message = "failed_nodes/failed_zones: need current_plan, the running plan to repair"
+        module.fail_json(msg=message, problems=[message])
     try:
         result = placement.run_placement(module.params, check_mode=module.check_mode)
     except placement.InputError as exc:

@@ -203,3 +203,47 @@ def test_missing_llmops_package_fails_with_the_requirement(run_module, tmp_path,
     result, _ = run_module(lab_args(tmp_path / "plan.json"))
     assert result["failed"] is True
     assert "llmops" in result["msg"] and not (tmp_path / "plan.json").exists()
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["apply", "check"])
+def test_replan_in_place_after_a_node_loss_moves_only_what_was_lost(run_module, tmp_path, check_mode):
+    dest = tmp_path / "plan.json"
+    first, _ = run_module(lab_args(dest))
+    before = dest.read_text()
+    lost = [r for r in first["plan"]["replicas"] if r["node"] == "lab-gpu-1"]
+    assert lost
+    args = lab_args(dest, current_plan=str(dest), failed_nodes=["lab-gpu-1"], time_limit=4)
+    result, _ = run_module(args, check_mode=check_mode)
+    assert result["changed"] is True and "failed" not in result
+    assert all(r["node"] != "lab-gpu-1" for r in result["plan"]["replicas"])
+    # The survivors on lab-gpu-2 already carry the demand (the zone rule cannot bind with one zone left).
+    assert result["replan"]["lost"] == len(lost) and result["replan"]["stopped"] == result["replan"]["started"] == 0
+    assert sorted(m["action"] for m in result["moves"]) == ["keep"] * result["replan"]["kept"] + ["lost"] * len(lost)
+    if check_mode:
+        assert dest.read_text() == before
+        return
+    assert json.loads(dest.read_text()) == result["plan"]
+    again, _ = run_module(args)
+    assert again["changed"] is False and again["replan"]["started"] == again["replan"]["lost"] == 0
+
+
+def test_replan_rejects_unknown_failures_a_foreign_plan_and_failures_without_a_plan(run_module, tmp_path):
+    dest = tmp_path / "plan.json"
+    run_module(lab_args(dest))
+    written = dest.read_text()
+    result, _ = run_module(lab_args(dest, current_plan=str(dest), failed_nodes=["lab-gpu-9"], failed_zones=["mars"]))
+    assert result["failed"] is True
+    assert result["problems"][0].startswith("failed_nodes: 'lab-gpu-9' is not a node of the fleet")
+    assert result["problems"][1] == "failed_zones: 'mars' is not a zone of the fleet; accepted: lab-a, lab-b"
+    assert dest.read_text() == written
+    foreign = copy.deepcopy(LAB_FLEET)
+    for pool in foreign["pools"]:
+        pool["gpu_type"] = "H100-SXM-80GB"
+    result, _ = run_module(lab_args(dest, fleet=foreign, current_plan=str(dest)))
+    assert result["failed"] is True and all(p.startswith("current_plan: ") for p in result["problems"])
+    result, _ = run_module(lab_args(dest, failed_nodes=["lab-gpu-1"]))
+    assert result["problems"] == ["failed_nodes/failed_zones: need current_plan, the running plan to repair"]
+    result, _ = run_module(lab_args(dest, current_plan=str(tmp_path / "missing.json")))
+    assert result["problems"][0].startswith("current_plan: cannot read")
+    result, _ = run_module(lab_args(dest, current_plan=str(dest), cost_tolerance=1.5))
+    assert result["problems"] == ["cost_tolerance: must be between 0 and 1, got 1.5"]
