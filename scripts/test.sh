@@ -38,6 +38,9 @@ if ((run_pytest)); then
 fi
 if ((run_molecule)); then
   scripts/build-image.sh || { echo "image build failed"; exit 1; }
+  # model_serving mounts the vLLM CPU wheelhouse and the converted SmolLM2 from .cache (both cached).
+  scripts/build-wheelhouse.sh || { echo "wheelhouse build failed"; exit 1; }
+  scripts/convert-model.sh || { echo "model conversion failed"; exit 1; }
   # Every scenario needs container name resolution; fail once, named, rather than in each of them.
   scripts/check-podman-dns.sh || { echo "podman DNS check failed"; exit 1; }
   if ((${#scenarios[@]} == 0)); then
