@@ -168,10 +168,6 @@ class Workload:
         return self.max_replicas > self.min_replicas
 
     @property
-    def weight(self) -> float:
-        return math.fsum(r.traffic_weight for r in self.replicas)
-
-    @property
     def replica_capacity(self) -> float:
         return round(min(r.capacity_requests_per_second for r in self.replicas), 4)
 
@@ -283,7 +279,7 @@ def _group(spec: ServingSpec, options: RenderOptions) -> list[Workload]:
 
 
 def _size(workload: Workload, spec: ServingSpec, options: RenderOptions) -> None:
-    """Replica bounds, the autoscaling target and the disruption budget from the plan."""
+    """Replica bounds and the per-replica autoscaling target, from the plan."""
     route = spec.models[workload.model]
     scaling = route.autoscaling
     workload.min_replicas = workload.planned
