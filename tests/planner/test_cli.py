@@ -28,7 +28,8 @@ NODE_KEYS = {"name", "pool", "zone", "gpu_type", "gpus", "hourly_cost"}
 REPLICA_KEYS = {"model", "node", "gpu_indices", "gpu_type", "precision", "tensor_parallel", "memory_per_gpu_gib",
                 "capacity_requests_per_second", "traffic_weight"}
 MODEL_KEYS = {"name", "params_billion", "kv_bytes_per_token_bf16", "demand_requests_per_second",
-              "capacity_requests_per_second", "ttft_ms", "tpot_ms", "replicas", "served", "autoscaling"}
+              "capacity_requests_per_second", "ttft_ms", "tpot_ms", "replicas", "served", "autoscaling",
+              "ttft_at_demand_ms"}
 
 
 def write_inputs(folder: Path, fleet: dict, models: dict) -> tuple[Path, Path]:
@@ -53,13 +54,13 @@ def test_plan_serves_everything_exits_0_prints_tables_and_writes_a_valid_plan(tm
     for heading in ("Models", "Pools", "Totals"):
         assert heading in printed.splitlines()
     assert "Unplaced" not in printed
-    for column in ("GPU type", "precision", "TP", "replicas", "capacity rps", "demand rps", "TTFT ms / SLO",
+    for column in ("GPU type", "precision", "TP", "replicas", "capacity rps", "demand rps", "TTFT ms at demand / SLO",
                    "TPOT ms / SLO", "nodes used", "GPUs used", "lower bound $/h", "gap", "status", "solve s"):
         assert column in printed
     model_lines = {line.split()[0]: line for line in printed.splitlines() if line.startswith(("qwen-7b", "llama-8b"))}
     assert set(model_lines) == {"qwen-7b", "llama-8b"}
     assert "L4-24GB" in model_lines["llama-8b"] and " fp8 " in model_lines["llama-8b"]
-    assert "2,000 / 2,000" in model_lines["llama-8b"]  # TTFT within the 2000 ms SLO
+    assert " / 2,000 " in model_lines["llama-8b"]  # predicted TTFT at the demand beside the 2000 ms SLO
     pool_lines = [line for line in printed.splitlines() if line.startswith(("lab-a ", "lab-b "))]
     assert len(pool_lines) == 2 and all("1/1" in line and "2/2" in line for line in pool_lines)
     assert f"plan written to {output}" in printed

@@ -54,11 +54,19 @@ class PlanModel(_Out):
     kv_bytes_per_token_bf16: int
     demand_requests_per_second: float
     capacity_requests_per_second: float
-    ttft_ms: float | None = Field(description="Worst TTFT among the model's replica configs; None if unserved.")
+    ttft_ms: float | None = Field(
+        description="Worst TTFT among the model's replica configs at their full capacity (the rate at which "
+        "each still meets the SLO, so close to it by construction); None if unserved."
+    )
     tpot_ms: float | None = Field(description="Worst TPOT among the model's replica configs; None if unserved.")
     replicas: int
     served: bool
     autoscaling: Autoscaling | None = Field(default=None, description="None in plans that predate it.")
+    ttft_at_demand_ms: float | None = Field(
+        default=None,
+        description="Predicted 90th-percentile TTFT at the planned demand, each replica at its traffic_weight's "
+        "share; the worst replica. None if unserved or in plans that predate it.",
+    )
 
 
 class Unplaced(_Out):

@@ -27,6 +27,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
+from .latency import annotate_latency
 from .result import Autoscaling, Plan
 from .spec import ModelDeployment
 
@@ -66,7 +67,8 @@ def autoscaling_range(
 
 
 def annotate(plan: Plan, deployments: Iterable[ModelDeployment]) -> Plan:
-    """Fill every replica's traffic_weight and every served model's autoscaling range, in place."""
+    """Fill every replica's traffic_weight and every served model's autoscaling range and predicted
+    TTFT at the planned demand (latency.py), in place."""
     deployments = {d.name: d for d in deployments}
     replicas_of: dict[str, list] = defaultdict(list)
     for replica in plan.replicas:
@@ -88,4 +90,4 @@ def annotate(plan: Plan, deployments: Iterable[ModelDeployment]) -> Plan:
             entry.ttft_ms or 0.0,
             entry.tpot_ms or 0.0,
         )
-    return plan
+    return annotate_latency(plan, deployments)

@@ -319,6 +319,13 @@ class _Checker:
                     self.fail(
                         f"{where}: {field} {quantity(value)} but its slowest replica configuration has {worst:.4g}"
                     )
+        # Below capacity the queue is shorter: the TTFT at the demand cannot exceed the one at capacity.
+        at_demand = entry.ttft_at_demand_ms
+        if at_demand is not None and entry.ttft_ms is not None and not _at_most(at_demand, entry.ttft_ms):
+            self.fail(
+                f"{where}: ttft_at_demand_ms {quantity(at_demand)} exceeds ttft_ms {quantity(entry.ttft_ms)} "
+                "at full capacity"
+            )
 
     def _check_served(self, deployment: ModelDeployment, indices: list[int]) -> None:
         name = deployment.name
