@@ -20,7 +20,18 @@ def test_driver_packages_come_from_debian_non_free_in_branch_535(host):
     assert host.package("nvidia-smi").version.startswith("535.")
     assert host.package("libcuda1").version.startswith("535.")
     assert not host.package("nvidia-open-kernel-dkms").is_installed
-    assert host.service("nvidia-persistenced").is_enabled
+    assert host.package("nvidia-persistenced").is_installed
+
+
+def test_no_gpu_means_no_failed_persistence_daemon_and_systemd_is_not_degraded(host):
+    # Debian's package enables and starts nvidia-persistenced, which fails without a device; the
+    # role keeps it off on a host with no NVIDIA GPU on its PCI bus, so systemd stays healthy.
+    assert "0x10de" not in host.check_output("cat /sys/bus/pci/devices/*/vendor")
+    persistenced = host.service("nvidia-persistenced")
+    assert not persistenced.is_enabled and not persistenced.is_running
+    assert host.run("systemctl is-failed --quiet nvidia-persistenced").rc != 0
+    assert host.check_output("systemctl list-units --state=failed --no-legend --plain") == ""
+    assert host.run("systemctl is-system-running").stdout.strip() == "running"
 
 
 def test_nvidia_smi_is_real_and_reports_the_missing_device(host):

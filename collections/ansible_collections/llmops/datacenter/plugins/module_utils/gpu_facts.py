@@ -70,6 +70,13 @@ _NO_DEVICE_MARKERS = (
     "No supported GPUs were found",
 )
 
+# Of those, the ones that mean the driver is installed but does not work (module not loaded or
+# mismatched, device fallen off the bus): not a GPU-less host but a broken GPU host.
+_DRIVER_FAILURE_MARKERS = (
+    "couldn't communicate with the NVIDIA driver",
+    "NVIDIA-SMI has failed",
+)
+
 _CUDA_VERSION_RE = re.compile(r"CUDA Version\s*:\s*([0-9]+(?:\.[0-9]+)*)")
 _DRIVER_VERSION_RE = re.compile(r"Driver Version\s*:\s*([0-9]+(?:\.[0-9]+)*)")
 # dmesg:   [ 1234.567890] NVRM: Xid (PCI:0000:18:00): 79, pid=0, GPU has fallen off the bus.
@@ -275,9 +282,16 @@ def _bus_key(bus_id):
     return (int(domain, 16), rest.split(".")[0].lower())
 
 
-def summarise_health(gpus, xid):
+def driver_problem(reason):
+    """The health problem behind a 'no device' answer, or None when the host simply has no GPU."""
+    if reason and any(marker in reason for marker in _DRIVER_FAILURE_MARKERS):
+        return f"the NVIDIA driver does not answer: {reason}"
+    return None
+
+
+def summarise_health(gpus, xid, host_problems=()):
     """Problems a user must act on, one sentence each; healthy when there are none."""
-    problems = []
+    problems = list(host_problems)
     for gpu in gpus:
         health, label = gpu["health"], f"GPU {gpu['index']} ({gpu['pci_bus_id']})"
         if health["ecc_uncorrected_volatile"]:
@@ -297,7 +311,10 @@ def summarise_health(gpus, xid):
 
 
 def build_facts(gpus, driver_version=None, cuda_version=None, topology=None, xid=None, reason=None, simulated=False):
-    """The `llmops_gpus` fact: what the planner and placement_plan read."""
+    """The `llmops_gpus` fact: what the planner and placement_plan read.
+
+    A host whose driver does not answer reports zero GPUs and is unhealthy, with the reason.
+    """
     by_type = {}
     for gpu in gpus:
         key = gpu["planner_gpu_type"] or "unknown"
@@ -313,7 +330,7 @@ def build_facts(gpus, driver_version=None, cuda_version=None, topology=None, xid
         "unknown_gpu_names": sorted({gpu["name"] for gpu in gpus if gpu["planner_gpu_type"] is None}),
         "gpus": gpus,
         "topology": topology,
-        "health": summarise_health(gpus, xid),
+        "health": summarise_health(gpus, xid, [p for p in [driver_problem(reason)] if p]),
     }
 
 

@@ -21,6 +21,12 @@ BLACKLIST_CONTENT = (
     "options nouveau modeset=0\n"
 )
 PERSISTENCE_SERVICE = "nvidia-persistenced"
+PCI_DEVICES = "/sys/bus/pci/devices"
+NVIDIA_PCI_VENDOR = "0x10de"
+NO_DEVICE_PERSISTENCE_REASON = (
+    "no NVIDIA GPU on this host's PCI bus: nvidia-persistenced would fail and leave systemd degraded, "
+    "so it is kept disabled"
+)
 RUNFILE_UNINSTALLER = "/usr/bin/nvidia-uninstall"
 OPEN_MODULES_FIRST_BRANCH = 515
 PINNING_PACKAGE_FIRST_BRANCH = 580
@@ -297,6 +303,7 @@ def decide(request, os_info, kernel, host):
                 )
             install.insert(0, headers)
 
+    persistence = _persistence_plan(request, host, install)
     blacklist_change = request["blacklist_nouveau"] and host["blacklist_current"] != BLACKLIST_CONTENT
     kernel_module_changes = bool(set(spec.split("=")[0] for spec in install) & set(selection["kernel_module_packages"]))
     reboot_reasons = []
@@ -314,11 +321,44 @@ def decide(request, os_info, kernel, host):
         "existing_driver": {"version": current_version, "package": marker, "runfile": runfile, "action": action},
         "nouveau_blacklist": {"path": BLACKLIST_PATH, "change": blacklist_change},
         "initramfs_command": data["initramfs"] if blacklist_change else None,
-        "persistence_daemon": {"enable": request["persistence_daemon"] and not host.get("persistence_enabled", False)},
+        "persistence_daemon": persistence,
         "reboot_required": bool(reboot_reasons),
         "reboot_reasons": reboot_reasons,
-        "changed": bool(install) or blacklist_change or (request["persistence_daemon"] and not host.get("persistence_enabled", False)),
+        "changed": bool(install) or blacklist_change or persistence["enable"] or persistence["disable"],
     }
+
+
+def _persistence_plan(request, host, install):
+    """Enable nvidia-persistenced where a GPU is; keep it off (and not failed) where none is.
+
+    Debian's package enables and starts the daemon on install; without a device it fails at once,
+    and a failed unit marks the whole host `degraded`. `gpu_devices` is None when the PCI bus could
+    not be read: then the host is taken to have its GPUs, as before.
+    """
+    if host.get("gpu_devices") == []:
+        touched = host.get("persistence_enabled", False) or host.get("persistence_failed", False) or bool(install)
+        return {"enable": False, "disable": bool(touched), "reason": NO_DEVICE_PERSISTENCE_REASON}
+    enable = request["persistence_daemon"] and not host.get("persistence_enabled", False)
+    return {"enable": enable, "disable": False, "reason": None}
+
+
+def nvidia_gpu_devices(list_dir, read_file):
+    """PCI addresses of NVIDIA display and 3D controllers (vendor 0x10de, class 0x03xxxx), present
+    whether or not a driver is loaded; None when the PCI bus cannot be read."""
+    try:
+        entries = sorted(list_dir(PCI_DEVICES))
+    except OSError:
+        return None
+    found = []
+    for entry in entries:
+        try:
+            vendor = read_file(f"{PCI_DEVICES}/{entry}/vendor").strip().lower()
+            device_class = read_file(f"{PCI_DEVICES}/{entry}/class").strip().lower()
+        except OSError:
+            continue
+        if vendor == NVIDIA_PCI_VENDOR and device_class.startswith("0x03"):
+            found.append(entry)
+    return found
 
 
 def _parse_apt_policy(text):
@@ -332,8 +372,11 @@ def _parse_apt_policy(text):
     return candidates
 
 
-def gather(run, request, os_info, kernel, read_file, path_exists):
-    """Read what decide() needs from the host (read-only commands, safe in check mode)."""
+def gather(run, request, os_info, kernel, read_file, path_exists, list_dir=None):
+    """Read what decide() needs from the host (read-only commands, safe in check mode).
+
+    `list_dir` lists a directory (os.listdir); without it the GPU devices are not looked up.
+    """
     selection = select_packages(request, os_info, kernel)
     data = OS_DATA[os_info["family"]]
     headers = data["headers"].format(kernel=kernel)
@@ -374,6 +417,12 @@ def gather(run, request, os_info, kernel, read_file, path_exists):
     except OSError:
         blacklist_current = None
     rc, out, _err = run(["systemctl", "is-enabled", PERSISTENCE_SERVICE])
+    persistence_enabled = rc == 0 and out.strip() == "enabled"
+    gpu_devices = nvidia_gpu_devices(list_dir, read_file) if list_dir is not None else None
+    persistence_failed = False
+    if gpu_devices == []:
+        _rc, failed_out, _err = run(["systemctl", "is-failed", PERSISTENCE_SERVICE])
+        persistence_failed = failed_out.strip() == "failed"
     return {
         "installed": installed,
         "candidates": candidates,
@@ -383,7 +432,9 @@ def gather(run, request, os_info, kernel, read_file, path_exists):
         "loaded_version": loaded_version,
         "nouveau_loaded": path_exists("/sys/module/nouveau"),
         "blacklist_current": blacklist_current,
-        "persistence_enabled": rc == 0 and out.strip() == "enabled",
+        "persistence_enabled": persistence_enabled,
+        "persistence_failed": persistence_failed,
+        "gpu_devices": gpu_devices,
     }
 
 
@@ -417,6 +468,14 @@ def apply(plan, run, write_file):
         must(plan["initramfs_command"])
     if plan["persistence_daemon"]["enable"]:
         must(["systemctl", "enable", PERSISTENCE_SERVICE])
+    if plan["persistence_daemon"].get("disable"):
+        # Asked after the install: the package's own scripts may just have enabled and started it.
+        _rc, state, _err = run(["systemctl", "is-enabled", PERSISTENCE_SERVICE], None)
+        if state.strip() == "enabled":
+            must(["systemctl", "disable", "--now", PERSISTENCE_SERVICE])
+        _rc, state, _err = run(["systemctl", "is-failed", PERSISTENCE_SERVICE], None)
+        if state.strip() == "failed":
+            must(["systemctl", "reset-failed", PERSISTENCE_SERVICE])
     return commands
 
 

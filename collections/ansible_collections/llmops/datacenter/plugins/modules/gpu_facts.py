@@ -128,7 +128,11 @@ ansible_facts:
             nics: {NIC0: mlx5_0}
             nvlink: true
         health:
-          description: Problems to act on, and the Xid events read (flagged best effort).
+          description:
+            - Problems to act on, and the Xid events read (flagged best effort).
+            - An installed driver that does not answer (C(NVIDIA-SMI has failed because it couldn't
+              communicate with the NVIDIA driver)) makes the host unhealthy, with that reason; a host
+              without nvidia-smi or without devices is not unhealthy, it has no GPU.
           type: dict
           sample: {healthy: true, problems: [], xid: {source: dmesg, best_effort: true, available: true, events: []}}
 fleet_mismatches:

@@ -68,7 +68,11 @@ options:
     type: bool
     default: true
   persistence_daemon:
-    description: Enable C(nvidia-persistenced) (starting it needs a GPU; the role does that).
+    description:
+      - Enable C(nvidia-persistenced) (starting it needs a GPU; the role does that).
+      - On a host with no NVIDIA GPU on its PCI bus (vendor C(0x10de)), such as a lab container, the
+        daemon is kept disabled and not failed whatever this says, because it cannot start there and
+        a failed unit leaves systemd C(degraded).
     type: bool
     default: true
   kernel_release:
@@ -119,7 +123,7 @@ plan:
     existing_driver: {version: null, package: null, runfile: false, action: install}
     nouveau_blacklist: {path: /etc/modprobe.d/blacklist-nouveau.conf, change: true}
     initramfs_command: [update-initramfs, -u, -k, all]
-    persistence_daemon: {enable: true}
+    persistence_daemon: {enable: true, disable: false, reason: null}
     reboot_required: false
 installed_driver_version:
   description: Driver version installed by packages before this run.
@@ -212,7 +216,7 @@ def main():
     try:
         os_info = parse_os_release(read_text(params["os_release_path"]))
         request = validate(params, os_info)
-        host = gather(run, request, os_info, kernel, read_text, os.path.exists)
+        host = gather(run, request, os_info, kernel, read_text, os.path.exists, os.listdir)
         plan = decide(request, os_info, kernel, host)
     except PlanError as error:
         module.fail_json(msg=str(error), field=error.field)

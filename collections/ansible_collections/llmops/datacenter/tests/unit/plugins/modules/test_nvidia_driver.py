@@ -35,9 +35,16 @@ linux-headers-6.1.0-28-amd64:
 class FakeDebianHost:
     """Answers the module's commands the way a Debian 12 host with non-free enabled does."""
 
-    def __init__(self, installed=None, blacklist=None, persistence="disabled"):
+    def __init__(self, installed=None, blacklist=None, persistence="disabled", gpus=1):
         self.installed = installed or {}
         self.files = {"/etc/os-release": OS_RELEASE}
+        # The PCI bus: a virtio device, and `gpus` NVIDIA 3D controllers.
+        self.pci = {"0000:00:01.0": ("0x1af4", "0x020000")}
+        self.pci.update({f"0000:{18 + i:02x}:00.0": ("0x10de", "0x030200") for i in range(gpus)})
+        self.sysfs = {}
+        for address, (vendor, device_class) in self.pci.items():
+            self.sysfs[f"{nd.PCI_DEVICES}/{address}/vendor"] = vendor + "\n"
+            self.sysfs[f"{nd.PCI_DEVICES}/{address}/class"] = device_class + "\n"
         if blacklist is not None:
             self.files[nd.BLACKLIST_PATH] = blacklist
         self.persistence = persistence
@@ -60,13 +67,28 @@ class FakeDebianHost:
         if argv[:2] == ["systemctl", "enable"]:
             self.persistence = "enabled"
             return 0, "", ""
+        if argv[:2] == ["systemctl", "is-failed"]:
+            return (0 if self.persistence == "failed" else 1), ("failed" if self.persistence == "failed" else "inactive") + "\n", ""
+        if argv[:3] == ["systemctl", "disable", "--now"]:
+            self.persistence = "failed" if self.persistence == "failed" else "disabled"
+            return 0, "", ""
+        if argv[:2] == ["systemctl", "reset-failed"]:
+            self.persistence = "disabled"
+            return 0, "", ""
         if argv[0] == "update-initramfs":
             return 0, "", ""
         raise AssertionError(f"unexpected command {argv}")
 
+    def list_dir(self, path):
+        if path == nd.PCI_DEVICES:
+            return list(self.pci)
+        raise FileNotFoundError(path)
+
     def read(self, path):
         if path in self.files:
             return self.files[path]
+        if path in self.sysfs:
+            return self.sysfs[path]
         raise FileNotFoundError(path)
 
     def write(self, path, content):
@@ -82,6 +104,7 @@ def run_module(run_module):
             mock.patch.object(module, "read_text", side_effect=fake.read),
             mock.patch.object(module, "write_text", side_effect=fake.write),
             mock.patch.object(module.os.path, "exists", return_value=False),
+            mock.patch.object(module.os, "listdir", side_effect=fake.list_dir),
         ):
             result = run_module(module, {"kernel_release": KERNEL, **args}, check_mode, diff, run_command=fake.run)
         return result.get("failed", False), result
@@ -160,3 +183,46 @@ def test_keep_warns_and_installs_nothing(run_module):
     failed, result = run_module({**USERSPACE, "existing_driver": "keep"}, fake, diff=True)
     assert not failed and result["changed"] is False
     assert result["warnings"] == ["existing_driver=keep: driver 525.147.05 left in place although branch 535 was requested"]
+
+
+@pytest.mark.parametrize("state_after_install", ["failed", "enabled"])
+def test_without_a_gpu_the_persistence_daemon_is_kept_off_and_not_failed(run_module, state_after_install):
+    """Debian's package enables and starts nvidia-persistenced; on a host with no GPU it fails at once
+    and leaves systemd degraded. The module turns it off and clears the failure, once."""
+    fake = FakeDebianHost(gpus=0)
+    real_run = fake.run
+
+    def run_like_dpkg(argv, **kwargs):
+        result = real_run(argv, **kwargs)
+        if argv[0] == "apt-get":
+            fake.persistence = state_after_install  # what the package's postinst left behind
+        return result
+
+    fake.run = run_like_dpkg
+    failed, result = run_module(USERSPACE, fake)
+    assert not failed and result["changed"] is True
+    plan = result["plan"]["persistence_daemon"]
+    assert plan["enable"] is False and plan["disable"] is True and "no NVIDIA GPU" in plan["reason"]
+    after_install = [argv for argv in fake.commands if argv[0] == "systemctl"]
+    assert ["systemctl", "enable", nd.PERSISTENCE_SERVICE] not in after_install
+    if state_after_install == "enabled":
+        assert ["systemctl", "disable", "--now", nd.PERSISTENCE_SERVICE] in after_install
+    else:
+        assert ["systemctl", "reset-failed", nd.PERSISTENCE_SERVICE] in after_install
+    assert fake.persistence == "disabled"
+
+    failed, again = run_module(USERSPACE, fake)
+    assert not failed and again["changed"] is False and again["plan"]["persistence_daemon"]["disable"] is False
+
+
+def test_a_failed_daemon_left_from_an_earlier_run_is_cleared_in_check_mode_only_as_a_plan(run_module):
+    fake = FakeDebianHost(installed={"nvidia-smi": "535.261.03-1", "libcuda1": "535.261.03-1",
+                                     "nvidia-persistenced": "535.171.04-1~deb12u1",
+                                     "firmware-misc-nonfree": "20230210-5"},
+                          blacklist=nd.BLACKLIST_CONTENT, persistence="failed", gpus=0)
+    failed, result = run_module(USERSPACE, fake, check_mode=True)
+    assert not failed and result["changed"] is True and result["plan"]["install"] == []
+    assert result["plan"]["persistence_daemon"]["disable"] is True
+    assert fake.persistence == "failed" and result["commands"] == []
+    failed, result = run_module(USERSPACE, fake)
+    assert not failed and result["changed"] is True and fake.persistence == "disabled"
