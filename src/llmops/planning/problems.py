@@ -238,7 +238,7 @@ def quantity(value: Any) -> str:
     """A number for a message: 58.7908, not 58.790800000000004; whole numbers without a point."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
-    if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e15:
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e15):
         return str(int(value))
     if abs(value) >= 1e6:
         return f"{value:.0f}"
