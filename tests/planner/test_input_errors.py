@@ -14,10 +14,22 @@ from llmops.cli import main
 from llmops.planning import load_inputs
 from llmops.planning.spec import InputError, parse_fleet, parse_models
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-LAB = PROJECT_ROOT / "inventories" / "lab" / "group_vars" / "all"
-LAB_FLEET = yaml.safe_load((LAB / "fleet.yml").read_text())
-LAB_MODELS = yaml.safe_load((LAB / "models.yml").read_text())
+# Self-contained inputs (the lab's inventory changes with the lab): two fixed single-node pools
+# in two zones, two catalog models.
+LAB_FLEET = {"pools": [
+    {"name": "lab-a", "gpu_type": "L4-24GB", "gpus_per_node": 2, "node_hourly_cost": 1.0, "zone": "lab-a",
+     "nodes": ["lab-gpu-1"]},
+    {"name": "lab-b", "gpu_type": "L4-24GB", "gpus_per_node": 2, "node_hourly_cost": 1.0, "zone": "lab-b",
+     "nodes": ["lab-gpu-2"]},
+]}
+LAB_MODELS = {"models": [
+    {"name": "qwen-7b", "architecture": "qwen2.5-7b", "precisions": ["int4", "bf16"], "max_context_tokens": 4096,
+     "traffic": {"requests_per_second": 0.5, "input_tokens": 512, "output_tokens": 128},
+     "slo": {"ttft_ms": 2000, "tpot_ms": 100}, "spread": "zone", "priority": 1},
+    {"name": "llama-8b", "architecture": "llama-3.1-8b", "precisions": ["fp8"], "max_context_tokens": 4096,
+     "traffic": {"requests_per_second": 0.5, "input_tokens": 512, "output_tokens": 128},
+     "slo": {"ttft_ms": 2000, "tpot_ms": 100}, "spread": "zone"},
+]}
 
 CLASS_NAMES = re.compile(
     r"\b(Pool|Fleet|ModelDeployment|ModelsFile|Traffic|Slo|Tenant|ModelArtifact|ReplicaFloor|Spread|dict|NoneType)\b"
