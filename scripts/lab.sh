@@ -47,6 +47,7 @@ start_hosts() {
     podman exec "$host" apt-get update -qq >/dev/null
   done
   write_secrets
+  write_object_store_keys
 }
 
 # Lab credentials are generated once per checkout, never defaults; the file is git-ignored.
@@ -61,6 +62,26 @@ prometheus_web_admin_password: "$(pw)"
 grafana_admin_password: "$(pw)"
 YAML
   echo "lab credentials written to $SECRETS"
+}
+
+# Object store keys (admin, and each lab tenant's read-only key) appended when missing, so
+# checkouts whose secrets file predates the object store get them too; existing keys never change.
+write_object_store_keys() {
+  local identity kind key value added=0
+  for identity in admin team_a_read team_b_read; do
+    for kind in access secret; do
+      key="lab_object_store_${identity}_${kind}_key"
+      grep -q "^${key}:" "$SECRETS" && continue
+      if [[ "$kind" == access ]]; then
+        value=$(head -c 15 /dev/urandom | base32 | tr -d '=')
+      else
+        value=$(head -c 30 /dev/urandom | base64 | tr -d '/+=')
+      fi
+      (umask 077; echo "${key}: \"${value}\"" >> "$SECRETS")
+      added=$((added + 1))
+    done
+  done
+  if ((added > 0)); then echo "object store keys ($added) written to $SECRETS"; fi
 }
 
 # The commands, from this file's header comment (one place to keep them).
@@ -89,6 +110,8 @@ run_report_summary() {
 case "${1:-}" in
   up)
     scripts/setup.sh
+    # The lab's model (SmolLM2-135M, GGUF -> safetensors), cached after the first run.
+    scripts/convert-model.sh
     start_hosts
     # Last thing `up` prints, also when site.yml or the target check fails.
     site_started=$(date +%s)

@@ -21,7 +21,16 @@ from .plan_fixtures import fleet_of, models_of
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LAB = PROJECT_ROOT / "inventories" / "lab" / "group_vars" / "all"
 LAB_FLEET = yaml.safe_load((LAB / "fleet.yml").read_text())
-LAB_MODELS = yaml.safe_load((LAB / "models.yml").read_text())
+# Two 7-8B models on the lab's fleet: one replica per zone each, fp8 and int4/bf16 choices. (The lab
+# itself plans one small model its CPUs can serve; this mix exercises the planner's tables.)
+LAB_MODELS = {"models": [
+    {"name": "qwen-7b", "architecture": "qwen2.5-7b", "precisions": ["int4", "bf16"], "max_context_tokens": 4096,
+     "traffic": {"requests_per_second": 0.5, "input_tokens": 512, "output_tokens": 128},
+     "slo": {"ttft_ms": 2000, "tpot_ms": 100}, "spread": "zone", "priority": 1},
+    {"name": "llama-8b", "architecture": "llama-3.1-8b", "precisions": ["fp8"], "max_context_tokens": 4096,
+     "traffic": {"requests_per_second": 0.5, "input_tokens": 512, "output_tokens": 128},
+     "slo": {"ttft_ms": 2000, "tpot_ms": 100}, "spread": "zone"},
+]}
 
 PLAN_KEYS = {"status", "cost_per_hour", "lower_bound_per_hour", "solve_seconds", "nodes", "replicas", "models", "unplaced"}
 NODE_KEYS = {"name", "pool", "zone", "gpu_type", "gpus", "hourly_cost"}
