@@ -65,6 +65,22 @@ class Client:
             self.connection.close()
             self.connection = None
 
+    def _send(self, body: str, headers: dict):
+        """POST once; a kept-alive connection the server closed meanwhile is reopened and the request
+        sent again (nothing was answered on it), as HTTP clients do. Any other failure is the result."""
+        reused = self.connection is not None
+        try:
+            connection = self._connect()
+            connection.request("POST", f"{self.prefix}/v1/chat/completions", body=body, headers=headers)
+            return connection.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            self.close()
+            if not reused:
+                raise
+        connection = self._connect()
+        connection.request("POST", f"{self.prefix}/v1/chat/completions", body=body, headers=headers)
+        return connection.getresponse()
+
     def stream_chat(self, model: str, prompt: str, max_tokens: int) -> dict:
         body = json.dumps(
             {
@@ -81,9 +97,7 @@ class Client:
         record = {"start": time.time(), "status": None, "ttft": None, "tokens": 0, "chunks": [], "error": None, "text": ""}
         started = time.perf_counter()
         try:
-            connection = self._connect()
-            connection.request("POST", f"{self.prefix}/v1/chat/completions", body=body, headers=headers)
-            response = connection.getresponse()
+            response = self._send(body, headers)
             record["status"] = response.status
             if response.status != 200:
                 record["error"] = response.read().decode("utf-8", "replace")[:300]

@@ -15,6 +15,9 @@ INVENTORY=inventories/lab
 SECRETS=$INVENTORY/group_vars/all/generated_secrets.yml
 # Prometheus on lab-control is published on this machine's loopback only.
 PROMETHEUS_PORT="${LLMOPS_LAB_PROMETHEUS_PORT:-9090}"
+# So is the OpenAI-compatible gateway; out/lab/endpoints.json tells scripts and tests how to reach both.
+GATEWAY_PORT="${LLMOPS_LAB_GATEWAY_PORT:-8080}"
+ENDPOINTS=out/$(basename "$INVENTORY")/endpoints.json
 
 start_hosts() {
   scripts/build-image.sh
@@ -25,10 +28,14 @@ start_hosts() {
   for host in "${HOSTS[@]}"; do
     if podman container exists "$host"; then
       [[ "$(podman inspect -f '{{.State.Running}}' "$host")" == true ]] || podman start "$host" >/dev/null
+      # Ports are published at creation only: a lab-control from before the gateway lacks 8080.
+      if [[ "$host" == lab-control ]] && ! podman port "$host" 8080/tcp >/dev/null 2>&1; then
+        echo "note: $host was created before the gateway; 'scripts/lab.sh down' then 'up' publishes it on 127.0.0.1:${GATEWAY_PORT}" >&2
+      fi
       continue
     fi
     publish=()
-    [[ "$host" == lab-control ]] && publish=(--publish "127.0.0.1:${PROMETHEUS_PORT}:9090")
+    [[ "$host" == lab-control ]] && publish=(--publish "127.0.0.1:${PROMETHEUS_PORT}:9090" --publish "127.0.0.1:${GATEWAY_PORT}:8080")
     podman run --detach --name "$host" --hostname "$host" --network "$NETWORK" \
       --systemd=always --privileged "${publish[@]}" \
       --label io.llmops.lab=true "$LLMOPS_IMAGE" /sbin/init >/dev/null
@@ -47,6 +54,7 @@ start_hosts() {
     podman exec "$host" apt-get update -qq >/dev/null
   done
   write_secrets
+  write_gateway_keys
   write_object_store_keys
 }
 
@@ -95,6 +103,68 @@ play() {
   ansible-playbook -i "$INVENTORY" "$playbook" "$@"
 }
 
+# One gateway API key per tenant of models.yml, appended as gateway_lab_key_<tenant> when missing
+# (checkouts whose secrets file predates the gateway, or new tenants); existing keys never change.
+write_gateway_keys() {
+  (umask 077; python - "$SECRETS" "$INVENTORY/group_vars/all/models.yml" <<'PY'
+import re, secrets, sys, yaml
+path, models = sys.argv[1:3]
+with open(models, encoding="utf-8") as handle:
+    tenants = [t["name"] for t in (yaml.safe_load(handle) or {}).get("tenants") or []]
+with open(path, encoding="utf-8") as handle:
+    present = yaml.safe_load(handle) or {}
+lines = []
+for tenant in tenants:
+    name = "gateway_lab_key_" + re.sub(r"[^a-z0-9_]", "_", tenant.lower())
+    if name not in present:
+        key = "sk-lab-" + secrets.token_urlsafe(30)
+        lines.append(f'{name}: {{id: "{tenant}-lab", tenant: "{tenant}", key: "{key}"}}\n')
+if lines:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.writelines(lines)
+    print(f"gateway API keys for {len(lines)} tenant(s) written to {path}")
+PY
+  )
+}
+
+# out/lab/endpoints.json (git-ignored, mode 0600): the endpoint, each tenant's key and models, and
+# Prometheus' address and credentials, so scripts and tests reach the lab the way a user would.
+write_endpoints() {
+  mkdir -p "$(dirname "$ENDPOINTS")"
+  python - "$SECRETS" "$INVENTORY/group_vars/all/models.yml" "$ENDPOINTS" "$GATEWAY_PORT" "$PROMETHEUS_PORT" <<'PY'
+import json, os, sys, yaml
+secrets_path, models_path, out, gateway_port, prometheus_port = sys.argv[1:6]
+with open(secrets_path, encoding="utf-8") as handle:
+    secrets = yaml.safe_load(handle) or {}
+with open(models_path, encoding="utf-8") as handle:
+    models = yaml.safe_load(handle) or {}
+keys = {v["tenant"]: v["key"] for k, v in secrets.items() if k.startswith("gateway_lab_key_")}
+tenants = {}
+for tenant in models.get("tenants") or []:
+    own = [m["name"] for m in models.get("models") or [] if m.get("tenant") == tenant["name"]]
+    shared = [m for m in tenant.get("shared_models") or [] if m not in own]
+    tenants[tenant["name"]] = {"api_key": keys.get(tenant["name"]), "models": own + shared}
+base = f"http://127.0.0.1:{gateway_port}/v1"
+document = {
+    "openai_base_url": base,
+    "tenants": tenants,
+    "prometheus": {"url": f"http://127.0.0.1:{prometheus_port}", "user": "admin",
+                   "password": secrets.get("prometheus_web_admin_password")},
+}
+descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.fchmod(descriptor, 0o600)
+with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+    json.dump(document, handle, indent=2)
+print(f"\nOpenAI-compatible endpoint: {base}  (API keys per tenant in {out})")
+example = next(((name, t["models"][0]) for name, t in tenants.items() if t["models"] and t["api_key"]), None)
+if example:
+    tenant, model = example
+    print(f"""  KEY=$(python3 -c 'import json; print(json.load(open("{out}"))["tenants"]["{tenant}"]["api_key"])')""")
+    print(f"""  curl -s {base}/chat/completions -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\""")
+    print(f"""       -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello!"}}]}}'""")
+PY
+}
+
 # The short summary of the run report that the llmops.datacenter.run_report callback (enabled in
 # ansible.cfg) wrote, if a run since $1 (epoch seconds) wrote one. See docs/run-report.md.
 run_report_summary() {
@@ -117,6 +187,7 @@ case "${1:-}" in
     site_started=$(date +%s)
     trap 'run_report_summary "$site_started"' EXIT
     play playbooks/site.yml "${@:2}"
+    write_endpoints
     user=admin
     pass=$(sed -n 's/^prometheus_web_admin_password: "\(.*\)"/\1/p' "$SECRETS")
     echo
