@@ -91,6 +91,14 @@ class PlacementProblem:
         for index, cand in enumerate(self.candidates):
             self.candidates_of_group[cand.group].append(index)
 
+    def large_candidates(self, group: int, threshold: int) -> list[int]:
+        """Candidates of a pool group with a tensor-parallel degree above `threshold` (cached)."""
+        cache = self.__dict__.setdefault("_large", {})
+        key = (group, threshold)
+        if key not in cache:
+            cache[key] = [c for c in self.candidates_of_group[group] if self.candidates[c].tensor_parallel > threshold]
+        return cache[key]
+
     def demand_units(self, model: int) -> int:
         return math.ceil(self.deployments[model].traffic.requests_per_second * CAPACITY_UNITS_PER_RPS)
 
@@ -295,23 +303,44 @@ def replica_variables(model: AggregateModel, integer: bool) -> None:
     ]
 
 
+def add_row(solver: pywraplp.Solver, terms, lower: float = -math.inf, upper: float = math.inf, served=None,
+            served_coefficient: float = 0.0):
+    """One linear row, lower <= sum(coefficient * variable) + served_coefficient * served <= upper.
+
+    Rows are built with the solver's coefficient API: the expression API costs seconds per
+    thousand rows, which at 2,000 nodes x 300 models took most of the time limit. `served` is a
+    model's served indicator: the constant 1 (folded into the bounds) or a variable.
+    """
+    if isinstance(served, int | float):
+        shift = served_coefficient * served
+        lower, upper = lower - shift, upper - shift
+        served = None
+    row = solver.Constraint(lower, upper)
+    for variable, coefficient in terms:
+        row.SetCoefficient(variable, row.GetCoefficient(variable) + coefficient)
+    if served is not None and served_coefficient:
+        row.SetCoefficient(served, row.GetCoefficient(served) + served_coefficient)
+    return row
+
+
 def add_demand_met(model: AggregateModel, model_index: int) -> None:
     """Served models get at least their demand in sustainable capacity (within SLO by construction)."""
     problem = model.problem
-    capacity = model.solver.Sum(
-        [problem.candidates[c].capacity_units * model.replicas[c] for c in problem.candidates_of_model[model_index]]
-    )
-    model.solver.Add(capacity >= problem.demand_units(model_index) * model.served[model_index])
+    terms = [(model.replicas[c], problem.candidates[c].capacity_units) for c in problem.candidates_of_model[model_index]]
+    add_row(model.solver, terms, lower=0, served=model.served[model_index],
+            served_coefficient=-problem.demand_units(model_index))
 
 
 def add_min_replicas(model: AggregateModel, model_index: int) -> None:
     """Served models run at least min_replicas replicas; unserved models run none."""
     problem = model.problem
     members = problem.candidates_of_model[model_index]
-    count = model.solver.Sum([model.replicas[c] for c in members])
-    model.solver.Add(count >= problem.deployments[model_index].min_replicas * model.served[model_index])
+    terms = [(model.replicas[c], 1) for c in members]
+    served = model.served[model_index]
+    add_row(model.solver, terms, lower=0, served=served,
+            served_coefficient=-problem.deployments[model_index].min_replicas)
     upper = sum(problem.replica_upper_bound(c) for c in members)
-    model.solver.Add(count <= upper * model.served[model_index])
+    add_row(model.solver, terms, upper=0, served=served, served_coefficient=-upper)
 
 
 def add_gpus_per_group(model: AggregateModel, group_index: int) -> None:
@@ -332,11 +361,9 @@ def add_gpus_per_group(model: AggregateModel, group_index: int) -> None:
         if position > 0 and usable == sizes[position - 1] * group.groups_per_node(sizes[position - 1]):
             # Implied by the limit on the next smaller size, which covers more replicas with the same room.
             continue
-        larger = [c for c in members if problem.candidates[c].tensor_parallel >= size]
-        model.solver.Add(
-            model.solver.Sum([problem.candidates[c].tensor_parallel * model.replicas[c] for c in larger])
-            <= usable * model.nodes[group_index]
-        )
+        terms = [(model.replicas[c], problem.candidates[c].tensor_parallel) for c in members
+                 if problem.candidates[c].tensor_parallel >= size]
+        add_row(model.solver, [*terms, (model.nodes[group_index], -usable)], upper=0)
 
 
 def add_survival(
@@ -363,17 +390,17 @@ def add_survival(
     used: dict[int, pywraplp.Variable] = {}
     if problem.needs_zone_spread(model_index):
         for zone in problem.zones_of_model(model_index):
-            outside = [c for c in members if problem.groups[problem.candidates[c].group].zone != zone]
-            solver.Add(
-                solver.Sum([problem.candidates[c].capacity_units * replicas[c] for c in outside]) >= need * served
-            )
+            terms = [(replicas[c], problem.candidates[c].capacity_units) for c in members
+                     if problem.groups[problem.candidates[c].group].zone != zone]
+            add_row(solver, terms, lower=0, served=served, served_coefficient=-need)
     elif deployment.spread == Spread.node:
-        total = solver.Sum([problem.candidates[c].capacity_units * replicas[c] for c in members])
+        total = [(replicas[c], problem.candidates[c].capacity_units) for c in members]
         for c in members:
             flag = solver.Var(0, 1, integer, f"replica_used[{c}]")
             used[c] = flag
-            solver.Add(replicas[c] <= problem.replica_upper_bound(c) * flag)
-            solver.Add(total - problem.candidates[c].capacity_units * flag >= need * served)
+            add_row(solver, [(replicas[c], 1), (flag, -problem.replica_upper_bound(c))], upper=0)
+            add_row(solver, [*total, (flag, -problem.candidates[c].capacity_units)], lower=0, served=served,
+                    served_coefficient=-need)
     return used
 
 
@@ -406,16 +433,10 @@ def add_node_spread(model: AggregateModel, model_index: int) -> None:
         # closes the commonest way the aggregate count over-promises distinct nodes.
         group = problem.groups[group_index]
         smallest = min(problem.candidates[c].tensor_parallel for c in members)
-        blockers = [
-            c
-            for c in problem.candidates_of_group[group_index]
-            if problem.candidates[c].model != model_index
-            and 2 * problem.candidates[c].tensor_parallel > group.gpus_per_node
-            and problem.candidates[c].tensor_parallel > group.gpus_per_node - smallest
-        ]
-        model.solver.Add(
-            model.solver.Sum([model.replicas[c] for c in members + blockers]) <= model.nodes[group_index]
-        )
+        threshold = max(group.gpus_per_node // 2, group.gpus_per_node - smallest)
+        blockers = [c for c in problem.large_candidates(group_index, threshold) if problem.candidates[c].model != model_index]
+        terms = [(model.replicas[c], 1) for c in members + blockers]
+        add_row(model.solver, [*terms, (model.nodes[group_index], -1)], upper=0)
 
 
 def gpu_price_units(problem: PlacementProblem, candidate: int) -> int:
@@ -435,8 +456,8 @@ def add_gpu_cost_floor(model: AggregateModel, model_index: int, floor_cost_units
         return
     problem = model.problem
     members = problem.candidates_of_model[model_index]
-    cost = model.solver.Sum([gpu_price_units(problem, c) * model.replicas[c] for c in members])
-    model.solver.Add(cost >= floor_cost_units * model.served[model_index])
+    terms = [(model.replicas[c], gpu_price_units(problem, c)) for c in members]
+    add_row(model.solver, terms, lower=0, served=model.served[model_index], served_coefficient=-floor_cost_units)
 
 
 def node_cost_term(model: AggregateModel):

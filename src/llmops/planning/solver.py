@@ -58,6 +58,8 @@ MIP_GAP = 0.0
 WARM_START_GAP = 0.002
 # Share of the remaining time the restricted warm-start model may use.
 RESTRICTED_SHARE = 0.35
+# Share of the time limit the per-model floors may take.
+FLOOR_SHARE = 0.25
 
 
 @dataclass
@@ -108,7 +110,12 @@ def solve_with_report(fleet: Fleet, models: ModelsFile, time_limit_s: float = 30
     report = SolverReport()
     problem = build_problem(fleet, models)
     placeable = [m for m, members in problem.candidates_of_model.items() if members]
-    cheapest = {m: model_gpu_cost_floor(problem, m) for m in placeable}
+    # Per-model floors feed the bound and the first start; past FLOOR_SHARE of the time limit the
+    # rest count 0 (still a valid floor) so the solve stages keep their time on large fleets.
+    cheapest = {}
+    for m in placeable:
+        in_time = time.monotonic() < started + FLOOR_SHARE * time_limit_s
+        cheapest[m] = model_gpu_cost_floor(problem, m) if in_time else (0, {})
     floors = {m: floor for m, (floor, _) in cheapest.items()}
     report.lower_bounds["per_model_gpu_cost"] = sum(floors.values()) / COST_UNITS_PER_DOLLAR
 
@@ -166,6 +173,8 @@ def _separate_cheapest_start(
     A feasible start for the solver when the pools are large enough; what it misses is sharing
     nodes well between models (6% above the bound on the large benchmark).
     """
+    if len(mixes) != len(placeable) or not all(mixes):
+        return None  # a model without its mix (floors cut short by the time limit) would go unserved
     replica_counts = [0] * len(problem.candidates)
     for mix in mixes:
         for candidate, count in mix.items():
@@ -367,6 +376,9 @@ def run_stage(
     if status in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
         value = solver.Objective().Value() / scale
         bound = solver.Objective().BestBound() / scale
+        if not math.isfinite(bound) or abs(bound) > 1e12:
+            # Stopped before the root relaxation gave a bound.
+            return StageResult(name, "feasible", value, None, seconds, "time limit hit before a bound")
         gap = abs(value - bound) / max(abs(value), 1e-9)
         if status == pywraplp.Solver.OPTIMAL and gap <= 1e-9:
             return StageResult(name, "optimal", value, bound, seconds, "proven optimal")
