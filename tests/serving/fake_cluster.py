@@ -2,7 +2,8 @@
 
 It keeps objects by kind, namespace and name, answers a dry-run apply with what it would store
 (the applied object, server bookkeeping and one defaulted field, so that comparing with the
-rendered object alone would be wrong), writes only on a real apply, lists by label selector,
+rendered object alone would be wrong), writes only on a real apply that changes something (an
+unchanged apply is a no-op, as on the API server), lists by label selector,
 refuses a namespaced object in a missing namespace (404) and a field owned by another manager
 (409, unless forced), and lets a test play the controllers that make workloads ready.
 What it does not model (real field ownership, defaulting of every field, admission, scheduling)
@@ -31,6 +32,7 @@ class FakeCluster:
         self.version = version
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.calls: list[tuple] = []
+        self.written: list[tuple] = []
         self.conflicts: set[tuple[str, str, str]] = set()
         self.ready_after_polls = ready_after_polls
         self._polls: dict[tuple[str, str, str], int] = {}
@@ -51,7 +53,8 @@ class FakeCluster:
 
     @property
     def writes(self) -> list[tuple]:
-        return [c for c in self.calls if c[0] in ("apply", "delete") and not c[-1]]
+        """Real changes: applies that stored something different, and deletes (dry runs and no-ops aside)."""
+        return list(self.written)
 
     # --- ClusterApi ---
     def server_version(self) -> str:
@@ -113,13 +116,18 @@ class FakeCluster:
             if "status" in live:
                 stored["status"] = live["status"]
         stored_meta["managedFields"] = [{"manager": field_manager, "operation": "Apply"}]
-        if dry_run:
+        unchanged = live is not None and _content(live) == _content(stored)
+        if dry_run or unchanged:
+            # As the API server: an apply that changes nothing writes nothing.
             stored_meta["resourceVersion"] = live["metadata"]["resourceVersion"] if live else "0"
+            if unchanged:
+                stored_meta["managedFields"] = live["metadata"].get("managedFields")
         else:
             self._version += 1
             stored_meta["resourceVersion"] = str(self._version)
             self.objects[key] = stored
             self._polls.pop(key, None)
+            self.written.append(("apply", obj["kind"], meta.get("namespace"), meta["name"]))
         return copy.deepcopy(stored)
 
     def delete(self, api_version, kind, name, namespace, dry_run):
@@ -129,3 +137,9 @@ class FakeCluster:
             raise ApiError(404, f"{kind} {name} not found")
         if not dry_run:
             del self.objects[key]
+            self.written.append(("delete", kind, namespace, name))
+
+
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in obj["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    return {**{k: v for k, v in obj.items() if k not in ("status", "metadata")}, "metadata": meta}

@@ -1,4 +1,8 @@
-"""Shared inputs of the Kubernetes renderer tests: a two-zone L4 fleet, two tenants, real plans.
+"""Shared inputs of the Kubernetes renderer tests: a two-zone fleet of 1-GPU L4 nodes, two tenants, real plans.
+
+One GPU per node fixes the tensor-parallel degree, so a demand change moves only replica counts
+whatever the solver's tie-breaking (with 4-GPU nodes and a loaded machine it sometimes mixed TP1
+and TP2 replicas).
 
 Loaded by path (tests/ is not a package), as test_spec_properties.py loads the planner generators.
 """
@@ -21,17 +25,17 @@ FLEET = {
             "name": "l4-a",
             "zone": "zone-a",
             "gpu_type": "L4-24GB",
-            "gpus_per_node": 4,
+            "gpus_per_node": 1,
             "node_hourly_cost": 3.0,
-            "max_nodes": 4,
+            "max_nodes": 8,
         },
         {
             "name": "l4-b",
             "zone": "zone-b",
             "gpu_type": "L4-24GB",
-            "gpus_per_node": 4,
+            "gpus_per_node": 1,
             "node_hourly_cost": 3.0,
-            "max_nodes": 4,
+            "max_nodes": 8,
         },
     ]
 }

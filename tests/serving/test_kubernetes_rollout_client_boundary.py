@@ -75,12 +75,10 @@ def test_a_first_rollout_creates_every_object_in_apply_order_then_waits_for_the_
     assert result.changed
     assert result.created == [describe(object_key(o)) for o in rendered]
     assert set(cluster.objects) == {(k[1], k[2], k[3]) for k in map(object_key, rendered)}
-    applied = [c for c in cluster.calls if c[0] == "apply" and not c[-1]]
+    applied = [c for c in cluster.calls if c[0] == "apply"]
     assert [c[1] for c in applied] == [o["kind"] for o in rendered]
-    assert all(c[4] == "llmops" for c in applied)  # one field manager
-    # Every real apply was preceded by a dry run of the same object.
-    dry = [c[:5] for c in cluster.calls if c[0] == "apply" and c[-1]]
-    assert dry == [c[:5] for c in applied]
+    assert all(c[4] == "llmops" and c[5] is False for c in applied)  # one field manager, real applies
+    assert len(cluster.writes) == len(rendered)
     deployments = [describe(object_key(o)) for o in rendered if o["kind"] == "Deployment"]
     assert sorted(result.ready) == sorted(deployments)
     assert all(state.startswith("1/1 available") for state in result.ready.values())
@@ -90,13 +88,28 @@ def test_a_first_rollout_creates_every_object_in_apply_order_then_waits_for_the_
 def test_a_second_run_changes_nothing_and_writes_nothing():
     cluster = FakeCluster()
     run(cluster, objects())
-    writes = len(cluster.writes)
+    writes, versions = (
+        len(cluster.writes),
+        {k: o["metadata"]["resourceVersion"] for k, o in cluster.objects.items()},
+    )
 
     again = run(cluster, objects())
 
     assert not again.changed
     assert again.created == again.updated == again.pruned == []
     assert len(cluster.writes) == writes
+    assert {k: o["metadata"]["resourceVersion"] for k, o in cluster.objects.items()} == versions
+
+
+def test_check_mode_does_not_ask_the_server_about_objects_that_already_hold_every_rendered_field():
+    cluster = FakeCluster()
+    run(cluster, objects())
+    before = len(cluster.calls)
+
+    result = run(cluster, objects(), check_mode=True)
+
+    assert not result.changed
+    assert [c for c in cluster.calls[before:] if c[0] == "apply"] == []
 
 
 def test_check_mode_on_an_empty_cluster_writes_nothing_and_shows_every_object_as_created():

@@ -455,10 +455,16 @@ def _tenant_objects(
     if problems:
         raise KubernetesRenderError(problems)
     # The init container runs before the server, so a pod's request is the larger of the two (the server's).
-    if tenant_quota is not None and device == "cuda":
+    if tenant_quota is not None:
         # A declared GPU quota fixes the CPU and memory quota too: they stay put when the plan rescales.
-        cpu = tenant_quota * options.cpu_per_gpu
-        memory = tenant_quota * options.memory_gib_per_gpu
+        # On the CPU build every server still stands for at least one planned GPU, so the quota in
+        # GPUs bounds the number of server pods.
+        per_gpu = (
+            (options.cpu_per_gpu, options.memory_gib_per_gpu)
+            if device == "cuda"
+            else (options.cpu_device_cores, options.cpu_device_memory_gib)
+        )
+        cpu, memory = tenant_quota * per_gpu[0], tenant_quota * per_gpu[1]
     else:
         cpu = math.fsum(_peak_pods(w) * _pod_resources(w, options, device)[0] for w in workloads)
         memory = sum(_peak_pods(w) * _pod_resources(w, options, device)[1] for w in workloads)

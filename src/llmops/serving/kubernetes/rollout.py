@@ -1,11 +1,17 @@
 """Roll rendered objects out to a cluster: server-side apply, prune by label, check-mode diff, wait.
 
 Shaped like kubernetes.core's `k8s` runner: for each object fetch the live state, build the
-desired state (a server-side dry-run apply: the API server's own defaulting and validation),
-compare, and write only on a difference. The cluster is reached through `ClusterApi`, a narrow
-contract (get, list by label, apply, delete, version, kind present); `DynamicClusterApi` maps it
-onto the `kubernetes` client's DynamicClient, as kubernetes.core builds it from the usual auth
-options. Tests drive `rollout` through a fake at that boundary; nothing here needs a cluster to
+desired state, compare, and act only on a difference. An object is up to date when the live one
+holds every field we render with its value and our field manager owns no field we no longer
+render (its managedFields); only then is nothing sent. Otherwise it is applied server-side (a
+dry run in check mode) and the server's answer is the diff's "after". Asking the server every
+time would not do on 1.20 (seen against a 1.20.2 API server): a repeated apply rewrites the
+object to bump its managedFields timestamp, and a dry-run apply of an unchanged
+autoscaling/v2beta2 HPA answers with its metrics list doubled, which a real apply never stores.
+
+The cluster is reached through `ClusterApi`, a narrow contract (get, list by label, apply,
+delete, version, kind present); `DynamicClusterApi` maps it onto the `kubernetes` client's
+DynamicClient, as kubernetes.core builds it from the usual auth options. Tests drive `rollout` through a fake at that boundary; nothing here needs a cluster to
 import.
 
 Rules:
@@ -16,7 +22,8 @@ Rules:
 * prune deletes only objects carrying our labels (`app.kubernetes.io/managed-by=llmops` and
   `llmops.io/plan=<plan>`) that the rendering no longer holds, dependents first; namespaces are
   left in place unless prune_namespaces is set (deleting one deletes everything in it);
-* check mode: dry-run applies and deletes only; the diff holds the objects that would change;
+* check mode: dry-run applies and deletes only (the server validates each change); the diff
+  holds the objects that would change, the live object with our fields laid over it;
 * wait: after applying, every Deployment/LeaderWorkerSet must report all its replicas updated and
   available (or ready) within the timeout.
 """
@@ -24,6 +31,7 @@ Rules:
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,6 +51,7 @@ _VOLATILE_METADATA = (
 _VOLATILE_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 AUTOSCALER_KINDS = ("HorizontalPodAutoscaler", "ScaledObject")
+_ZERO_VALUES = (False, 0, "", None, [], {})
 
 
 class RolloutError(Exception):
@@ -134,6 +143,76 @@ def normalized(obj: dict[str, Any] | None) -> dict[str, Any] | None:
         if not annotations:
             meta.pop("annotations")
     return clean
+
+
+def contains(live: Any, desired: Any) -> bool:
+    """Whether `live` holds every field of `desired` with its value (defaults the server added aside).
+
+    A field the server omits is its zero value (Kubernetes drops false, 0, "" and empty fields
+    from its answers). Lists must have the same length and hold the desired elements in order:
+    every list we render is either atomic or keyed by a name we set, so a reordering is a change.
+    """
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return False
+        return all(contains(live[k], v) if k in live else v in _ZERO_VALUES for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(live) == len(desired) and all(map(contains, live, desired))
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return live is desired  # True == 1 in Python, not in Kubernetes
+    return live == desired
+
+
+def overlay(live: Any, desired: Any) -> Any:
+    """`desired` laid over `live`: what an apply of `desired` leaves, server defaults kept."""
+    if isinstance(desired, dict) and isinstance(live, dict):
+        return {**live, **{k: overlay(live.get(k), v) for k, v in desired.items()}}
+    if isinstance(desired, list) and isinstance(live, list) and len(live) == len(desired):
+        return [overlay(old, new) for old, new in zip(live, desired, strict=True)]
+    return copy.deepcopy(desired)
+
+
+def _owned_but_not_rendered(fields: Any, desired: Any) -> bool:
+    """Whether a managedFields `fieldsV1` tree names a field that `desired` no longer has."""
+    if not isinstance(fields, dict):
+        return False
+    for key, sub in fields.items():
+        if key == ".":
+            continue
+        if key.startswith("f:"):
+            if not isinstance(desired, dict) or key[2:] not in desired:
+                return True
+            if _owned_but_not_rendered(sub, desired[key[2:]]):
+                return True
+        elif key.startswith("k:"):
+            ident = json.loads(key[2:])
+            candidates = desired if isinstance(desired, list) else []
+            match = next(
+                (
+                    e
+                    for e in candidates
+                    if isinstance(e, dict) and all(e.get(k) == v for k, v in ident.items())
+                ),
+                None,
+            )
+            if match is None or _owned_but_not_rendered(sub, match):
+                return True
+        elif key.startswith("v:") and (not isinstance(desired, list) or json.loads(key[2:]) not in desired):
+            return True
+    return False
+
+
+def up_to_date(live: dict[str, Any], desired: dict[str, Any], field_manager: str) -> bool:
+    """Whether applying `desired` would change nothing: live holds every field we render, and every
+    field our manager applied before is still rendered (else the apply would remove it)."""
+    if not contains(live, desired):
+        return False
+    ours = [
+        entry.get("fieldsV1") or {}
+        for entry in (live.get("metadata") or {}).get("managedFields") or []
+        if entry.get("manager") == field_manager and entry.get("operation") == "Apply"
+    ]
+    return not any(_owned_but_not_rendered(fields, desired) for fields in ours)
 
 
 def _autoscaled_workloads(objects: Iterable[dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -229,16 +308,19 @@ def rollout(
             continue
         live = api.get(api_version, kind, obj_name, namespace or None)
         body = _body(obj, live, autoscaled)
+        before = normalized(live)
+        if live is not None and up_to_date(live, body, field_manager):
+            result.unchanged.append(name)
+            continue
         try:
-            # The dry run is what the server would store; applying for real only on a difference
-            # keeps a second run from writing anything.
-            desired = api.apply(body, field_manager, force_conflicts, dry_run=True)
-            before, after = normalized(live), normalized(desired)
+            after = normalized(api.apply(body, field_manager, force_conflicts, dry_run=check_mode))
+            if check_mode and live is not None:
+                # The dry run validated the change; the diff shows the live object with our fields
+                # laid over it (1.20's dry run doubles an unchanged HPA's metrics list).
+                after = normalized(overlay(live, body))
             if before == after:
                 result.unchanged.append(name)
                 continue
-            if not check_mode:
-                after = normalized(api.apply(body, field_manager, force_conflicts, dry_run=False))
         except ApiError as error:
             hint = (
                 " (another field manager owns a field we set; see force_conflicts)"
@@ -307,6 +389,8 @@ def _prune(
     stale = []
     for kind, version in chosen.items():
         for live in api.list(version, kind, selector):
+            if live["metadata"].get("deletionTimestamp"):
+                continue  # already going (foreground deletion waits for its dependents)
             key = object_key({**live, "apiVersion": version, "kind": kind})
             if (key[1], key[2], key[3]) not in {(k[1], k[2], k[3]) for k in wanted}:
                 stale.append(key)
@@ -316,7 +400,11 @@ def _prune(
         if key[1] == "Namespace" and not prune_namespaces:
             result.kept_namespaces.append(key[3])
             continue
-        api.delete(key[0], key[1], key[3], key[2] or None, dry_run=check_mode)
+        try:
+            api.delete(key[0], key[1], key[3], key[2] or None, dry_run=check_mode)
+        except ApiError as error:
+            if error.status != 404:  # gone meanwhile (its owner's deletion took it): what prune wanted
+                raise RolloutError([f"{name}: delete failed: {error.reason}"], result.to_dict()) from error
         result.pruned.append(name)
         result.before[name] = {"apiVersion": key[0], "kind": key[1], "metadata": {"name": key[3]}}
         result.after[name] = None
