@@ -187,14 +187,17 @@ class _Downloader:
                 offset = 0
                 digest = hashlib.sha256()
             received = 0
+            # One reused buffer: no per-block allocation on the hot path.
+            buffer = bytearray(CHUNK)
+            view = memoryview(buffer)
             with open(partial, "ab" if offset else "wb") as out:
                 while True:
-                    block = response.read(CHUNK)
-                    if not block:
+                    count = response.readinto(buffer)
+                    if not count:
                         break
-                    out.write(block)
-                    digest.update(block)
-                    received += len(block)
+                    out.write(view[:count])
+                    digest.update(view[:count])
+                    received += count
                 out.flush()
                 os.fsync(out.fileno())
             with self.lock:
