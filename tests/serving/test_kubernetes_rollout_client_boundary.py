@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib.util
+import json
 from pathlib import Path
 from unittest import mock
 
@@ -23,9 +24,12 @@ from llmops.serving.kubernetes.rollout import (
     ApiError,
     DynamicClusterApi,
     RolloutError,
+    contains,
     describe,
+    overlay,
     owner_selector,
     rollout,
+    up_to_date,
 )
 
 
@@ -354,3 +358,69 @@ def test_the_dynamic_client_maps_not_found_missing_kinds_and_api_errors():
     client.get.return_value.to_dict.return_value = {"items": [{"metadata": {"name": "a"}}]}
     assert api.list("apps/v1", "Deployment", owner_selector("lab")) == [{"metadata": {"name": "a"}}]
     client.get.assert_called_with(client.resources.get.return_value, label_selector=owner_selector("lab"))
+
+
+# --- deciding "up to date" on a real server's answer -----------------------------------------------------
+
+# A Deployment as a 1.20.2 API server stored it after our apply (defaults, managedFields of our
+# manager and of kube-controller-manager), next to what we rendered: recorded from that server.
+RECORDED = json.loads((Path(__file__).with_name("fixtures") / "deployment-1.20.2.json").read_text())
+
+
+def test_a_live_object_with_server_defaults_is_up_to_date():
+    live, rendered = RECORDED["live"], RECORDED["rendered"]
+    assert live["spec"]["template"]["spec"]["containers"][0][
+        "terminationMessagePath"
+    ]  # a default we never set
+    assert up_to_date(live, rendered, "llmops")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d["spec"].update(replicas=d["spec"]["replicas"] + 1),
+        lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "NEW", "value": "1"}),
+        lambda d: d["metadata"]["labels"].update({"llmops.io/extra": "x"}),
+    ],
+    ids=["replicas", "env-added", "label-added"],
+)
+def test_a_rendered_change_is_not_up_to_date(change):
+    rendered = copy.deepcopy(RECORDED["rendered"])
+    change(rendered)
+    assert not up_to_date(RECORDED["live"], rendered, "llmops")
+
+
+@pytest.mark.parametrize(
+    "removal",
+    [
+        lambda d: d["spec"]["template"]["spec"]["containers"][0].pop("securityContext"),
+        lambda d: d["spec"]["template"]["spec"].pop("priorityClassName"),
+        lambda d: d["metadata"]["labels"].pop("llmops.io/tenant"),
+    ],
+    ids=["container-field", "pod-field", "label"],
+)
+def test_a_field_we_stopped_rendering_is_a_change_because_our_manager_owns_it(removal):
+    rendered = copy.deepcopy(RECORDED["rendered"])
+    removal(rendered)
+    assert contains(RECORDED["live"], rendered)  # the live object still holds everything else ...
+    assert not up_to_date(RECORDED["live"], rendered, "llmops")  # ... but applying would remove the field
+
+
+def test_fields_the_server_omits_are_their_zero_values_and_booleans_are_not_numbers():
+    assert contains({"value": 5}, {"value": 5, "globalDefault": False})
+    assert not contains({"value": 5}, {"value": 5, "globalDefault": True})
+    assert not contains({"flag": 1}, {"flag": True})
+    assert contains({"a": [{"x": 1, "default": "d"}]}, {"a": [{"x": 1}]})
+    assert not contains({"a": [{"x": 1}, {"x": 2}]}, {"a": [{"x": 1}]})
+
+
+def test_the_check_mode_diff_lays_our_fields_over_the_live_object():
+    live = RECORDED["live"]
+    rendered = copy.deepcopy(RECORDED["rendered"])
+    rendered["spec"]["replicas"] = 3
+    after = overlay(live, rendered)
+    assert after["spec"]["replicas"] == 3
+    assert (
+        after["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] == "/dev/termination-log"
+    )
+    assert after["metadata"]["uid"] == live["metadata"]["uid"]
