@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from llmops.catalog import architectures, gpu_types, instance_types
 from llmops.planning import make_plan
+from llmops.planning.baselines import careful_heuristic, first_fit_decreasing
+from llmops.planning.replan import replan
 from llmops.planning.spec import PRECISIONS, parse_fleet, parse_models
 from llmops.planning.validator import validate
 
@@ -82,3 +84,28 @@ def test_every_solver_plan_passes_the_independent_validator(fleet_data, models_d
     assert validate(plan, fleet, models) == []
     # The JSON round trip users get is judged the same way.
     assert validate(plan.to_json_dict(), fleet, models) == []
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet_data=fleets(), models_data=model_sets())
+def test_every_baseline_plan_passes_the_same_validator(fleet_data, models_data):
+    fleet, models = parse_fleet(fleet_data), parse_models(models_data)
+    for plan in (first_fit_decreasing(fleet, models), careful_heuristic(fleet, models)):
+        assert validate(plan, fleet, models) == []
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet_data=fleets(), models_data=model_sets(), pick=st.integers(min_value=0, max_value=10**6))
+def test_replanning_after_losing_a_used_node_gives_a_valid_plan_without_it(fleet_data, models_data, pick):
+    fleet, models = parse_fleet(fleet_data), parse_models(models_data)
+    current = make_plan(fleet, models, time_limit_s=2)
+    used = sorted({r.node for r in current.replicas})
+    if not used:
+        return
+    lost = used[pick % len(used)]
+    result = replan(current, fleet, models, failed_nodes=[lost], time_limit_s=2)
+    assert validate(result.plan, result.fleet, models) == []
+    assert lost not in {r.node for r in result.plan.replicas}
+    running = {(r.model, r.node, tuple(r.gpu_indices)) for r in current.replicas if r.node != lost}
+    assert all((m.model, m.node, m.gpu_indices) in running for m in result.moves if m.action == "keep")
+    assert result.count("lost") == sum(1 for r in current.replicas if r.node == lost)
