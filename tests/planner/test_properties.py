@@ -8,6 +8,7 @@ served, which exercises the partial plans and their reasons as much as the place
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,7 @@ from llmops.catalog import architectures, gpu_types, instance_types
 from llmops.planning import make_plan
 from llmops.planning.baselines import careful_heuristic, first_fit_decreasing
 from llmops.planning.replan import replan
-from llmops.planning.spec import PRECISIONS, parse_fleet, parse_models
+from llmops.planning.spec import PRECISIONS, InputError, parse_fleet, parse_models
 from llmops.planning.validator import validate
 
 GPU_TYPES = sorted(gpu_types())
@@ -103,6 +104,11 @@ def test_replanning_after_losing_a_used_node_gives_a_valid_plan_without_it(fleet
     if not used:
         return
     lost = used[pick % len(used)]
+    if all(p.nodes == [lost] or p.max_nodes == 0 or (p.max_nodes == 1 and lost == f"{p.name}-0")
+           for p in fleet.pools):
+        with pytest.raises(InputError, match="every node of the fleet is lost"):
+            replan(current, fleet, models, failed_nodes=[lost], time_limit_s=2)
+        return
     result = replan(current, fleet, models, failed_nodes=[lost], time_limit_s=2)
     assert validate(result.plan, result.fleet, models) == []
     assert lost not in {r.node for r in result.plan.replicas}

@@ -151,9 +151,9 @@ def replan(
     deadline = started + time_limit_s
     check_failures(fleet, current, failed_nodes, failed_zones)
     pools = resolve_pools(fleet)
-    if {pool.zone for pool in pools} <= set(failed_zones):
-        raise InputError(["--failed-zone: every zone of the fleet is lost; there is nothing to replan onto"])
     lost_nodes = set(failed_nodes) | {n for pool in pools if pool.zone in set(failed_zones) for n in pool.node_names}
+    if all(set(pool.node_names) <= lost_nodes for pool in pools):
+        raise InputError(["--failed-node/--failed-zone: every node of the fleet is lost; there is nothing to replan onto"])
     pool_of_node = {n: pool for pool in pools for n in pool.node_names}
     deployments = {d.name: d for d in models.models}
 
