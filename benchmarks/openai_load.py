@@ -41,12 +41,12 @@ def percentile(values: list[float], fraction: float) -> float | None:
 class Client:
     """One keep-alive connection; reconnects after any failure."""
 
-    def __init__(self, url: str, key: str | None, timeout: float):
+    def __init__(self, url: str, key: str | None, timeout: float, keep_alive: bool = True):
         parts = urllib.parse.urlsplit(url)
         self.https = parts.scheme == "https"
         self.host, self.port = parts.hostname, parts.port or (443 if self.https else 80)
         self.prefix = parts.path.rstrip("/")
-        self.key, self.timeout = key, timeout
+        self.key, self.timeout, self.keep_alive = key, timeout, keep_alive
         self.connection = None
 
     def _connect(self):
@@ -132,17 +132,19 @@ class Client:
             self.close()
         finally:
             record["elapsed"] = time.perf_counter() - started
+            if not self.keep_alive:
+                self.close()
         return record
 
 
-def run(url, key, model, concurrency, duration, max_tokens, timeout=120.0):
-    """Run the load; returns (summary, records)."""
+def run(url, key, model, concurrency, duration, max_tokens, timeout=120.0, keep_alive=True):
+    """Run the load; returns (summary, records). keep_alive=False opens one connection per request."""
     deadline = time.monotonic() + duration
     records: list[dict] = []
     lock = threading.Lock()
 
     def worker(index):
-        client = Client(url, key, timeout)
+        client = Client(url, key, timeout, keep_alive)
         turn = 0
         while time.monotonic() < deadline:
             record = client.stream_chat(model, PROMPTS[(index + turn) % len(PROMPTS)], max_tokens)
@@ -190,10 +192,12 @@ def main(argv=None):
     parser.add_argument("--duration", type=float, default=60.0, help="seconds; clients finish their last request")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--records", action="store_true", help="also print every request's record")
+    parser.add_argument("--new-connections", action="store_true", help="one connection per request (no keep-alive)")
     args = parser.parse_args(argv)
     if not 1 <= args.concurrency <= 256 or not 0 < args.duration <= 600:
         parser.error("--concurrency must be 1-256 and --duration 0-600 s (the load is bounded)")
-    summary, records = run(args.url, args.key, args.model, args.concurrency, args.duration, args.max_tokens)
+    summary, records = run(args.url, args.key, args.model, args.concurrency, args.duration, args.max_tokens,
+                           keep_alive=not args.new_connections)
     if args.records:
         summary["records"] = [{k: v for k, v in r.items() if k != "text"} for r in records]
     json.dump(summary, sys.stdout)

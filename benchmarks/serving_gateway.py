@@ -5,11 +5,12 @@ Starts, on loopback only, one llama.cpp llama-server replica (SmolLM2-135M-Instr
 scripts/llama-peer.sh) and Nginx with the gateway role's own templates and njs router, rendered by
 llmops.serving.gateway from a one-replica serving spec. Then:
 
-1. latency: N interleaved pairs of single streaming requests (direct, then through the gateway) at
-   concurrency 1; the added time to first token (TTFT) is the gateway's p50/p95 minus the direct
-   p50/p95, and the p50 of the per-pair differences;
+1. latency: N interleaved pairs of single streaming requests (direct and through the gateway, in
+   alternating order) at concurrency 1; the added time to first token (TTFT) is the median of the
+   per-pair differences (the goal's measure), shown beside the difference of the two p50s/p95s;
 2. throughput: C concurrent streaming clients for D seconds direct, then through the gateway, then
-   both again in the opposite order; output tokens/s through the gateway relative to direct.
+   both again in the opposite order (one connection per request on both paths); output tokens/s
+   through the gateway relative to direct, and TTFT p50/p95 under that load.
 
 Goal: added TTFT p50 <= 2 ms and gateway throughput >= 95 % of direct. Prints a table and, with
 --json, the raw numbers. Needs nginx and libnginx-mod-http-js (Debian), run as root or a user that
@@ -149,10 +150,16 @@ def latency_pairs(direct_url: str, gateway_url: str, key: str, pairs: int, max_t
 
 def throughput(direct_url: str, gateway_url: str, key: str, concurrency: int, duration: float, max_tokens: int) -> dict:
     runs = {"direct": [], "gateway": []}
+    # Untimed first: every slot of the replica holds a prompt prefix afterwards, so neither path
+    # pays the cold prefill that only the first requests after a start pay.
+    for url, api_key in ((direct_url, None), (gateway_url, key)):
+        run(url, api_key, MODEL, concurrency, 1, max_tokens, keep_alive=False)
     for order in (("direct", "gateway"), ("gateway", "direct")):
         for path in order:
             url, api_key = (direct_url, None) if path == "direct" else (gateway_url, key)
-            summary, _ = run(url, api_key, MODEL, concurrency, duration / 2, max_tokens)
+            # One connection per request on both paths: llama-server holds an HTTP thread per open
+            # connection, so kept-alive direct clients would queue behind each other, not the model.
+            summary, _ = run(url, api_key, MODEL, concurrency, duration / 2, max_tokens, keep_alive=False)
             runs[path].append(summary)
     result = {}
     for path, summaries in runs.items():
@@ -236,8 +243,10 @@ def main(argv=None) -> int:
           f"total {elapsed:.0f} s")  # fmt: skip
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
-    met = latency["added_p50_s"] <= GOAL_ADDED_P50_S and load["throughput_ratio"] >= GOAL_THROUGHPUT_RATIO
-    print(f"goal {'met' if met else 'NOT met'}: added TTFT p50 <= 2 ms and throughput >= 95 % of direct")
+    # The paired median cancels what the machine's other load adds to both paths alike; the
+    # difference of the two p50s is shown beside it for comparison.
+    met = latency["paired_difference_p50_s"] <= GOAL_ADDED_P50_S and load["throughput_ratio"] >= GOAL_THROUGHPUT_RATIO
+    print(f"goal {'met' if met else 'NOT met'}: added TTFT p50 (paired) <= 2 ms and throughput >= 95 % of direct")
     if args.json:
         print(json.dumps({"latency": latency, "load": load, "elapsed_s": elapsed}))
     return 0
