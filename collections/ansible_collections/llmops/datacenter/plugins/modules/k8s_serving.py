@@ -22,8 +22,9 @@ description:
   - "Per model and pool a Service and an HPA (C(autoscaling/v2), or C(v2beta2) before Kubernetes 1.23) or a KEDA
     ScaledObject whose bounds and per-replica target are the plan's autoscaling range; per model a Service and a
     PodDisruptionBudget (C(policy/v1), or C(v1beta1) before 1.21) that keeps enough servers for the demand."
-  - Every object is compared with the live one by a server-side dry run first and applied only when it differs,
-    so a second run reports C(changed=false). Objects labelled as ours (C(app.kubernetes.io/managed-by=llmops),
+  - An object is applied only when the live one lacks a field or value we render, or still has a field our
+    field manager set that we no longer render (read from its managedFields); server defaults are ignored.
+    So a second run sends no write and reports C(changed=false). Objects labelled as ours (C(app.kubernetes.io/managed-by=llmops),
     C(llmops.io/plan=<plan_name>)) that the plan no longer needs are pruned; nothing else is ever deleted.
   - A workload scaled by an autoscaler keeps its live replica count; the plan's bounds are applied to the
     autoscaler. The plan's count is used when the workload is created.
@@ -39,12 +40,12 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Every apply and prune is sent as a server-side dry run; nothing is written. Objects in
-      namespaces that do not exist yet are reported as created without a dry run.
+    description: Every change and prune is sent as a server-side dry run (the server validates and admits it);
+      nothing is written. Objects in namespaces that do not exist yet are reported as created without a dry run.
   diff_mode:
     support: full
-    description: Shows, per object that changes, the live object and what the server would store (or
-      C(null) for objects created or pruned), without server bookkeeping fields and status.
+    description: Shows, per object that changes, the live object and the live object with the rendered fields
+      laid over it (C(null) before a create or after a prune), without server bookkeeping fields and status.
   platform:
     platforms: posix
     description: "Runs on the controller (C(hosts: localhost), C(connection: local))."
