@@ -5,6 +5,8 @@ deletes the namespaces team-a and team-b and objects labelled llmops.io/plan=liv
 LLMOPS_TEST_KUBERNETES_VERSION where the server does not report its real version. There
 is no cluster in the lab yet, so these tests are skipped there; they need an API server and a
 controller manager (quota status, namespace deletion), no kubelet: no pod has to run.
+`scripts/kube-apiserver-local.sh build && scripts/kube-apiserver-local.sh up` provides one
+(Kubernetes 1.20.2 built from Debian's source package) and prints the two variables.
 
 What they prove that the client-boundary tests cannot: the API server's own defaulting does not
 make a second run write anything, its dry run is what the check-mode diff shows, field ownership
