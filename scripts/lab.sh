@@ -21,6 +21,9 @@ ENDPOINTS=out/$(basename "$INVENTORY")/endpoints.json
 
 start_hosts() {
   scripts/build-image.sh
+  # The GPU workers install vLLM's CPU build from this wheelhouse, mounted read-only as an
+  # air-gapped site's mirror; vLLM also needs more /dev/shm than podman's 64 MiB default.
+  scripts/build-wheelhouse.sh
   # Hosts that cannot resolve each other fail much later as down targets; stop here, named.
   scripts/check-podman-dns.sh
   podman network exists "$NETWORK" || podman network create "$NETWORK" >/dev/null
@@ -38,6 +41,7 @@ start_hosts() {
     [[ "$host" == lab-control ]] && publish=(--publish "127.0.0.1:${PROMETHEUS_PORT}:9090" --publish "127.0.0.1:${GATEWAY_PORT}:8080")
     podman run --detach --name "$host" --hostname "$host" --network "$NETWORK" \
       --systemd=always --privileged "${publish[@]}" \
+      --shm-size 1g --volume "$LLMOPS_ROOT/.cache/wheelhouse:/srv/llmops/wheelhouse:ro" \
       --label io.llmops.lab=true "$LLMOPS_IMAGE" /sbin/init >/dev/null
     created+=("$host")
   done
