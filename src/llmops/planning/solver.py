@@ -41,9 +41,17 @@ from .formulation import (
     COST_UNITS_PER_DOLLAR,
     AggregateModel,
     PlacementProblem,
+    add_demand_met,
+    add_gpu_cost_floor,
+    add_gpus_per_group,
+    add_min_replicas,
+    add_node_spread,
+    add_zone_and_node_survival,
     build_aggregate_model,
     build_problem,
     node_cost_term,
+    node_count_variables,
+    replica_variables,
     served_term,
 )
 from .result import Plan, PlanModel, PlanNode, PlanReplica, Unplaced
@@ -57,9 +65,18 @@ logger = logging.getLogger(__name__)
 MIP_GAP = 0.0
 WARM_START_GAP = 0.002
 # Share of the remaining time the restricted warm-start model may use.
-RESTRICTED_SHARE = 0.35
+RESTRICTED_SHARE = 0.15
 # Share of the time limit the per-model floors may take.
-FLOOR_SHARE = 0.25
+FLOOR_SHARE = 0.35
+# Large neighbourhood search: fleets with at least LNS_MIN_MODELS models whose full model is not
+# proven optimal within FIRST_MIP_SHARE of the time left get LNS_SHARE of the time then left;
+# each round frees LNS_FREE_SHARE of the models (at least 4) for at most LNS_ROUND_S seconds.
+# Measured at 200 x 50, seed 5, 60 s: 904.74 $/h without it, 852.67 with it (32 rounds).
+LNS_MIN_MODELS = 10
+FIRST_MIP_SHARE = 0.15
+LNS_SHARE = 0.9
+LNS_FREE_SHARE = 0.08
+LNS_ROUND_S = 2.0
 
 
 @dataclass
@@ -138,7 +155,20 @@ def solve_with_report(fleet: Fleet, models: ModelsFile, time_limit_s: float = 30
             )
             if restricted is not None and (start is None or _node_cost(problem, restricted) < _node_cost(problem, start)):
                 start = restricted
-        solution = _serve_everything(problem, placeable, floors, start, deadline, report)
+        search = len(placeable) >= LNS_MIN_MODELS
+        solution = _serve_everything(
+            problem, placeable, floors, start, deadline, report, share=FIRST_MIP_SHARE if search else 0.9
+        )
+        if search and solution is not None and not solution.optimal:
+            # Not proven optimal in its share: search neighbourhoods of the incumbent, then give the
+            # full model the rest from the improved plan (for the bound, and any last improvement).
+            better = _improve_by_neighbourhoods(problem, placeable, floors, solution, deadline, report)
+            if _node_cost(problem, better) < _node_cost(problem, solution) - 1e-9:
+                final = _serve_everything(problem, placeable, floors, better, deadline, report)
+                if final is not None:
+                    bounds = [b for b in (solution.mip_bound_per_hour, final.mip_bound_per_hour) if b is not None]
+                    final.mip_bound_per_hour = max(bounds) if bounds else None
+                    solution = final
     if solution is None:
         solution = _serve_by_priority(problem, placeable, floors, deadline, report)
 
@@ -281,6 +311,104 @@ def _relaxation_support_start(
     return start
 
 
+def _neighbourhood_model(
+    problem: PlacementProblem, placeable: Sequence[int], free: set[int], counts: Sequence[int], floors: dict[int, int]
+) -> AggregateModel:
+    """The aggregate model with every model outside `free` fixed at `counts`: its per-model rows
+    (demand, replicas, survivability, floor) are left out, as the fixed counts already meet them;
+    the pool rows (GPUs per tensor-parallel size, distinct nodes for spread=node) keep everyone."""
+    solver = pywraplp.Solver.CreateSolver("SCIP")
+    model = AggregateModel(problem=problem, solver=solver, nodes=[], replicas=[], served={})
+    node_count_variables(model, True)
+    replica_variables(model, True)
+    placeable_set = set(placeable)
+    for m, members in problem.candidates_of_model.items():
+        for c in members:
+            if m not in placeable_set:
+                model.replicas[c].SetUb(0)
+            elif m not in free:
+                model.replicas[c].SetBounds(counts[c], counts[c])
+    for m in placeable:
+        model.served[m] = 1
+    for m in sorted(free):
+        add_demand_met(model, m)
+        add_min_replicas(model, m)
+        add_zone_and_node_survival(model, m, True)
+        add_gpu_cost_floor(model, m, floors.get(m, 0))
+    for m in placeable:
+        add_node_spread(model, m)
+    for g in range(len(problem.groups)):
+        add_gpus_per_group(model, g)
+    model.solver.Minimize(node_cost_term(model))
+    return model
+
+
+def _improve_by_neighbourhoods(
+    problem: PlacementProblem,
+    placeable: Sequence[int],
+    floors: dict[int, int],
+    incumbent: Solution,
+    deadline: float,
+    report: SolverReport,
+) -> Solution:
+    """Large neighbourhood search: repeatedly free the replicas of a few models (all node counts stay
+    free), fix every other model's replicas at the incumbent, and let SCIP re-optimise that small
+    MIP from the incumbent; keep any cheaper plan.
+
+    The full model at 200 x 50 and beyond stalls near its warm start within a minute on two cores;
+    these sub-problems are solved to optimality in a second or two and move models between pools
+    where sharing nodes pays. Models are freed together with the ones that share their pool groups
+    (a seeded random pick, so runs are repeatable). It only ever returns a feasible plan no worse
+    than the incumbent; it proves nothing (the bound comes from the full model and the relaxation).
+    """
+    import random
+
+    started = time.monotonic()
+    stop = started + (deadline - started) * LNS_SHARE
+    rng = random.Random(len(problem.candidates))
+    best, best_cost = incumbent, _node_cost(problem, incumbent)
+    free_count = max(4, round(LNS_FREE_SHARE * len(placeable)))
+    rounds = improved = 0
+    while time.monotonic() < stop - 0.5:
+        rounds += 1
+        seed = rng.choice(list(placeable))
+        # The seed model and models that use the same pool groups in the incumbent, then random ones.
+        used_groups = {problem.candidates[c].group for c in problem.candidates_of_model[seed] if best.replica_counts[c]}
+        related = [m for m in placeable if m != seed and any(
+            best.replica_counts[c] and problem.candidates[c].group in used_groups for c in problem.candidates_of_model[m])]
+        rng.shuffle(related)
+        free = {seed, *related[: free_count // 2]}
+        others = [m for m in placeable if m not in free]
+        rng.shuffle(others)
+        free |= set(others[: free_count - len(free)])
+        # A fresh model per round: SCIP keeps its presolved problem between solves, so bounds
+        # cannot be changed on a solved one.
+        model = _neighbourhood_model(problem, placeable, free, best.replica_counts, floors)
+        model.complete_hint(best.node_counts, best.replica_counts)
+        budget = min(LNS_ROUND_S, stop - time.monotonic())
+        if budget <= 0.2:
+            break
+        stage = run_stage(model.solver, "neighbourhood", budget, cost_objective=True, gap=1e-4)
+        if stage.status not in ("optimal", "feasible") or stage.objective is None:
+            continue
+        if stage.objective < best_cost - 1e-6:
+            candidate = _extract(model, placeable, stage)
+            candidate.optimal, candidate.mip_bound_per_hour = False, None
+            best, best_cost = candidate, _node_cost(problem, candidate)
+            improved += 1
+    report.stages.append(
+        StageResult(
+            "large neighbourhood search",
+            "feasible",
+            best_cost,
+            None,
+            time.monotonic() - started,
+            f"{rounds} rounds, {improved} improvements, {_node_cost(problem, incumbent):.2f} -> {best_cost:.2f} $/h",
+        )
+    )
+    return best
+
+
 def _serve_everything(
     problem: PlacementProblem,
     placeable: Sequence[int],
@@ -288,6 +416,7 @@ def _serve_everything(
     start: Solution | None,
     deadline: float,
     report: SolverReport,
+    share: float = 0.9,
 ) -> Solution | None:
     if not placeable:
         return Solution([0] * len(problem.groups), [0] * len(problem.candidates), [], True, 0.0)
@@ -296,7 +425,7 @@ def _serve_everything(
     if start is not None:
         model.complete_hint(start.node_counts, start.replica_counts)
     # Keep a little time for the priority stages in case serving everything turns out impossible.
-    budget = max(0.1, (deadline - time.monotonic()) * 0.9)
+    budget = max(0.1, (deadline - time.monotonic()) * share)
     stage = run_stage(model.solver, "serve all at minimum cost", budget, cost_objective=True)
     report.stages.append(stage)
     if stage.status not in ("optimal", "feasible"):
