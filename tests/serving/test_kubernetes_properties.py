@@ -6,7 +6,8 @@
   more than its node has (a LeaderWorkerSet's pods split the group over whole nodes);
 - GPU requests per node never exceed the node's GPUs: placing the rendered pods where the plan
   placed their replicas, each node's requests (pods x GPUs per pod) fit;
-- every tenant's quota covers the GPUs its planned pods request.
+- every tenant's quota covers the GPUs its planned pods request;
+- every object passes the strict Kubernetes 1.33 schema check.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from llmops.planning import make_plan
 from llmops.planning.spec import parse_fleet, parse_models
 from llmops.serving import serving_spec
-from llmops.serving.kubernetes import RenderOptions, render_objects
+from llmops.serving.kubernetes import RenderOptions, render_objects, validate_objects
 
 _CASES = Path(__file__).with_name("k8s_cases.py")
 _module_spec = importlib.util.spec_from_file_location("k8s_cases_properties", _CASES)
@@ -110,3 +111,13 @@ def test_rendered_workloads_hold_every_replica_and_fit_the_plans_nodes(fleet_dat
                 _gpus(pod) * count for pod, count in _pods(obj)
             )
     assert all(planned_gpus[ns] <= quotas[ns] for ns in planned_gpus)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet_data=fleets(), models_data=model_sets())
+def test_every_object_rendered_from_a_random_plan_passes_strict_validation_for_1_33(fleet_data, models_data):
+    fleet, models = parse_fleet(fleet_data), parse_models(_with_tenants_and_artifacts(models_data))
+    plan = make_plan(fleet, models, time_limit_s=2)
+    spec = serving_spec(plan, models, None, device="cuda")
+    objects = render_objects(spec, "1.33", RenderOptions(image=cases.IMAGE))
+    assert validate_objects(objects, "1.33") == []
