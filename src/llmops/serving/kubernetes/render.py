@@ -866,10 +866,6 @@ def render_objects(
     """Every object that serves `spec` on a cluster of `kubernetes_version`, in apply order."""
     versions = api_versions(kubernetes_version)
     problems = _check_options(options)
-    if spec.device == "cpu" and options.autoscaler == "keda":
-        problems.append(
-            "autoscaler: keda scales on vLLM's metrics; the lab (device cpu) has no KEDA, use hpa or none"
-        )
     if problems:
         raise KubernetesRenderError(problems)
     placed = _group(spec, options)
