@@ -34,7 +34,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .assignment import Assignment, OpenNode, Placement, _choose_node, assign_replicas
-from .bounds import model_gpu_cost_floor
 from .fleet import resolve_pools
 from .formulation import (
     COST_UNITS_PER_DOLLAR,
@@ -198,7 +197,9 @@ def replan(
     reference_counts = _counts_of(problem, reference_plan, group_of_pool)
 
     # Stage 2: fewest moves within the cost cap.
-    floors = {m: model_gpu_cost_floor(problem, m)[0] for m in served}
+    # No per-model floor cuts here: they only tighten the relaxation, and 300 of them cost more
+    # than the replan's whole time budget at 2,000 nodes.
+    floors: dict[int, int] = {}
     model = build_aggregate_model(problem, served, must_serve=served, cost_floors=floors)
     for m in placeable:
         if m not in served:
