@@ -391,8 +391,9 @@ def _improve_by_neighbourhoods(
         stage = run_stage(model.solver, "neighbourhood", budget, cost_objective=True, gap=1e-4)
         if stage.status not in ("optimal", "feasible") or stage.objective is None:
             continue
-        if stage.objective < best_cost - 1e-6:
-            candidate = _extract(model, placeable, stage)
+        candidate = _extract(model, placeable, stage)
+        # Compared in dollars: the objective is in rounded cost units.
+        if _node_cost(problem, candidate) < best_cost - 1e-6:
             candidate.optimal, candidate.mip_bound_per_hour = False, None
             best, best_cost = candidate, _node_cost(problem, candidate)
             improved += 1
