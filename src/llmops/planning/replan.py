@@ -238,6 +238,9 @@ def replan(
         solution = reference_counts
 
     placements, _ = _assign(problem, solution, running, current, pool_of_node, group_of_pool, lost_nodes)
+    # The plan lists nodes in placement order: sort, so replanning a plan with nothing to move
+    # writes the same document (placement_plan's idempotence).
+    placements.sort(key=lambda p: (group_of_pool[p.pool.name], p.node, p.gpu_indices))
     assignment = Assignment(placements=placements, extra_nodes=0, unpacked=[])
     lower = min(_lower_bound(problem, solution, placeable, floors, [], report), reference_plan.lower_bound_per_hour)
     plan = _build_plan(problem, solution, assignment, [], lower, started)

@@ -205,20 +205,46 @@ def test_missing_llmops_package_fails_with_the_requirement(run_module, tmp_path,
     assert "llmops" in result["msg"] and not (tmp_path / "plan.json").exists()
 
 
+# Replanning inputs of their own: two zones of two L4 machines each, one zone-spread model.
+REPLAN_FLEET = {
+    "pools": [
+        {"name": f"l4-{zone}", "gpu_type": "L4-24GB", "gpus_per_node": 2, "node_hourly_cost": 1.0,
+         "zone": f"z-{zone}", "nodes": [f"gpu-{zone}1", f"gpu-{zone}2"]}
+        for zone in ("a", "b")
+    ]
+}
+REPLAN_MODELS = {
+    "models": [{
+        "name": "llama-8b", "architecture": "llama-3.1-8b", "precisions": ["fp8"], "max_context_tokens": 4096,
+        "traffic": {"requests_per_second": 0.5, "input_tokens": 512, "output_tokens": 128},
+        "slo": {"ttft_ms": 2000, "tpot_ms": 100}, "spread": "zone",
+    }]
+}
+
+
+def replan_args(dest: Path, **overrides) -> dict:
+    args = {"fleet": copy.deepcopy(REPLAN_FLEET), "models": copy.deepcopy(REPLAN_MODELS), "time_limit": 4,
+            "dest": str(dest)}
+    args.update(overrides)
+    return args
+
+
 @pytest.mark.parametrize("check_mode", [False, True], ids=["apply", "check"])
 def test_replan_in_place_after_a_node_loss_moves_only_what_was_lost(run_module, tmp_path, check_mode):
     dest = tmp_path / "plan.json"
-    first, _ = run_module(lab_args(dest))
+    first, _ = run_module(replan_args(dest))
     before = dest.read_text()
-    lost = [r for r in first["plan"]["replicas"] if r["node"] == "lab-gpu-1"]
-    assert lost
-    args = lab_args(dest, current_plan=str(dest), failed_nodes=["lab-gpu-1"], time_limit=4)
+    node = next(r["node"] for r in first["plan"]["replicas"] if r["node"].startswith("gpu-a"))
+    lost = [r for r in first["plan"]["replicas"] if r["node"] == node]
+    args = replan_args(dest, current_plan=str(dest), failed_nodes=[node])
     result, _ = run_module(args, check_mode=check_mode)
     assert result["changed"] is True and "failed" not in result
-    assert all(r["node"] != "lab-gpu-1" for r in result["plan"]["replicas"])
-    # The survivors on lab-gpu-2 already carry the demand (the zone rule cannot bind with one zone left).
-    assert result["replan"]["lost"] == len(lost) and result["replan"]["stopped"] == result["replan"]["started"] == 0
-    assert sorted(m["action"] for m in result["moves"]) == ["keep"] * result["replan"]["kept"] + ["lost"] * len(lost)
+    assert all(r["node"] != node for r in result["plan"]["replicas"])
+    # Zone a must again hold capacity, on its other machine: one start for one lost replica.
+    assert result["replan"]["lost"] == len(lost) and result["replan"]["started"] == len(lost)
+    assert result["replan"]["stopped"] == 0
+    actions = [m["action"] for m in result["moves"]]
+    assert actions.index("start") < actions.index("lost")
     if check_mode:
         assert dest.read_text() == before
         return
@@ -229,21 +255,22 @@ def test_replan_in_place_after_a_node_loss_moves_only_what_was_lost(run_module, 
 
 def test_replan_rejects_unknown_failures_a_foreign_plan_and_failures_without_a_plan(run_module, tmp_path):
     dest = tmp_path / "plan.json"
-    run_module(lab_args(dest))
+    run_module(replan_args(dest))
     written = dest.read_text()
-    result, _ = run_module(lab_args(dest, current_plan=str(dest), failed_nodes=["lab-gpu-9"], failed_zones=["mars"]))
+    result, _ = run_module(replan_args(dest, current_plan=str(dest), failed_nodes=["gpu-z9"], failed_zones=["mars"]))
     assert result["failed"] is True
-    assert result["problems"][0].startswith("failed_nodes: 'lab-gpu-9' is not a node of the fleet")
-    assert result["problems"][1] == "failed_zones: 'mars' is not a zone of the fleet; accepted: lab-a, lab-b"
+    assert result["problems"][0].startswith("failed_nodes: 'gpu-z9' is not a node of the fleet")
+    assert result["problems"][1] == "failed_zones: 'mars' is not a zone of the fleet; accepted: z-a, z-b"
     assert dest.read_text() == written
-    foreign = copy.deepcopy(LAB_FLEET)
+    foreign = copy.deepcopy(REPLAN_FLEET)
     for pool in foreign["pools"]:
         pool["gpu_type"] = "H100-SXM-80GB"
-    result, _ = run_module(lab_args(dest, fleet=foreign, current_plan=str(dest)))
+    result, _ = run_module(replan_args(dest, fleet=foreign, current_plan=str(dest)))
     assert result["failed"] is True and all(p.startswith("current_plan: ") for p in result["problems"])
-    result, _ = run_module(lab_args(dest, failed_nodes=["lab-gpu-1"]))
+    result, _ = run_module(replan_args(dest, failed_nodes=["gpu-a1"]))
     assert result["problems"] == ["failed_nodes/failed_zones: need current_plan, the running plan to repair"]
-    result, _ = run_module(lab_args(dest, current_plan=str(tmp_path / "missing.json")))
+    result, _ = run_module(replan_args(dest, current_plan=str(tmp_path / "missing.json")))
     assert result["problems"][0].startswith("current_plan: cannot read")
-    result, _ = run_module(lab_args(dest, current_plan=str(dest), cost_tolerance=1.5))
+    result, _ = run_module(replan_args(dest, current_plan=str(dest), cost_tolerance=1.5))
     assert result["problems"] == ["cost_tolerance: must be between 0 and 1, got 1.5"]
+    assert dest.read_text() == written
