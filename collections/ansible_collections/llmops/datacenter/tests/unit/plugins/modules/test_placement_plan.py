@@ -15,7 +15,26 @@ PROJECT_ROOT = Path(__file__).resolve().parents[8]
 LAB = PROJECT_ROOT / "inventories" / "lab" / "group_vars" / "all"
 EXAMPLE = PROJECT_ROOT / "inventories" / "example"
 LAB_FLEET = yaml.safe_load((LAB / "fleet.yml").read_text())
-LAB_MODELS = yaml.safe_load((LAB / "models.yml").read_text())
+# Two catalog models that fit the lab's simulated L4s with a choice of precision; written here
+# rather than read from the lab, whose model must run on CPUs and so offers no such choice.
+LAB_MODELS = yaml.safe_load("""
+models:
+  - name: qwen-7b
+    architecture: qwen2.5-7b
+    precisions: [int4, bf16]
+    max_context_tokens: 4096
+    traffic: {requests_per_second: 0.5, input_tokens: 512, output_tokens: 128}
+    slo: {ttft_ms: 2000, tpot_ms: 100}
+    spread: zone
+    priority: 1
+  - name: llama-8b
+    architecture: llama-3.1-8b
+    precisions: [fp8]
+    max_context_tokens: 4096
+    traffic: {requests_per_second: 0.5, input_tokens: 512, output_tokens: 128}
+    slo: {ttft_ms: 2000, tpot_ms: 100}
+    spread: zone
+""")
 
 
 @pytest.fixture
@@ -141,7 +160,9 @@ def test_time_limit_must_be_positive(run_module, tmp_path):
 
 def test_files_give_the_same_plan_as_documents(run_module, tmp_path):
     from_documents, _ = run_module(lab_args(tmp_path / "a.json"))
-    args = {"fleet_file": str(LAB / "fleet.yml"), "models_file": str(LAB / "models.yml"), "time_limit": 10}
+    models_file = tmp_path / "models.yml"
+    models_file.write_text(yaml.safe_dump(LAB_MODELS))
+    args = {"fleet_file": str(LAB / "fleet.yml"), "models_file": str(models_file), "time_limit": 10}
     from_files, _ = run_module(args)
     assert from_files["changed"] is False  # no dest: nothing to write
     assert placement.comparable(from_files["plan"]) == placement.comparable(from_documents["plan"])
