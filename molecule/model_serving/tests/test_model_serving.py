@@ -1,9 +1,12 @@
 """A real vLLM (CPU build) replica from the plan: it serves, survives being killed, keeps the old
 version when a rollout fails, refuses bad input before touching the host, and is removed when
-the plan no longer wants it. Tests run in file order; the last one removes the replica."""
+the plan no longer wants it; concurrent streaming clients see no error. Tests run in file order;
+the last one removes the replica."""
 
+import base64
 import json
 import os
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -88,6 +91,55 @@ def test_replica_runs_under_its_own_user_with_restart_policy_and_the_plans_argum
                      "--port 8000", "--max-model-len 2048", "--enforce-eager", "--dtype bfloat16"):
         assert argument in unit
     assert 'Environment="VLLM_CPU_KVCACHE_SPACE=1"' in unit and 'Environment="HF_HUB_OFFLINE=1"' in unit
+
+
+# Runs inside the container: CLIENTS streaming chat clients for SECONDS (a bounded loop on loopback).
+_LOAD = r"""
+import json, sys, threading, time, urllib.request
+clients, seconds = int(sys.argv[1]), float(sys.argv[2])
+body = json.dumps({"model": "smollm2", "stream": True, "max_tokens": 32, "temperature": 0,
+                   "messages": [{"role": "user", "content": "Name three colours."}]}).encode()
+results, lock, stop = [], threading.Lock(), time.monotonic() + seconds
+def client():
+    while time.monotonic() < stop:
+        start, first, chunks, error = time.monotonic(), None, 0, None
+        try:
+            request = urllib.request.Request("http://127.0.0.1:8000/v1/chat/completions", data=body,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=120) as response:
+                for line in response:
+                    if line.startswith(b"data: {"):
+                        delta = json.loads(line[6:])["choices"][0]["delta"].get("content")
+                        if delta:
+                            first = first or time.monotonic()
+                            chunks += 1
+        except Exception as exc:
+            error = repr(exc)
+        with lock:
+            results.append({"ttft": (first - start) if first else None, "chunks": chunks, "error": error,
+                            "seconds": time.monotonic() - start})
+threads = [threading.Thread(target=client) for _ in range(clients)]
+began = time.monotonic()
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print(json.dumps({"wall": time.monotonic() - began, "results": results}))
+"""
+
+
+def test_concurrent_streaming_clients_get_no_errors(host):
+    clients, seconds = 4, 20
+    script = base64.b64encode(_LOAD.encode()).decode()
+    out = json.loads(host.check_output(f"echo {script} | base64 -d > /tmp/load.py && python3 /tmp/load.py {clients} {seconds}"))
+    results = out["results"]
+    errors = [r["error"] for r in results if r["error"] or r["ttft"] is None]
+    assert not errors, errors
+    assert len(results) >= clients
+    ttfts = sorted(r["ttft"] for r in results)
+    tokens = sum(r["chunks"] for r in results)
+    p95 = ttfts[min(len(ttfts) - 1, int(0.95 * len(ttfts)))]
+    print(f"{clients} streaming clients, {len(results)} requests in {out['wall']:.0f} s, 0 errors: "
+          f"TTFT p50 {statistics.median(ttfts) * 1e3:.0f} ms, p95 {p95 * 1e3:.0f} ms, "
+          f"{tokens / out['wall']:.1f} output tokens/s")
 
 
 def test_a_killed_replica_is_restarted_by_systemd(host):
