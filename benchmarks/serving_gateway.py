@@ -51,10 +51,16 @@ GOAL_ADDED_P50_S = 0.002
 GOAL_THROUGHPUT_RATIO = 0.95
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports: all probes stay bound until every port is chosen."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def wait_http(url: str, path: str, timeout: float = 60, expect=(200,)) -> None:
@@ -197,7 +203,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="llmops-gateway-bench-") as temp:
         workdir = Path(temp)
         os.chmod(workdir, 0o755)
-        replica_port, gateway_port, status_port = free_port(), free_port(), free_port()
+        replica_port, gateway_port, status_port = free_ports(3)
         try:
             log = open(workdir / "replica.log", "wb")  # noqa: SIM115 - closed with the directory
             processes.append(subprocess.Popen(

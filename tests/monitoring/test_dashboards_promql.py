@@ -53,10 +53,17 @@ QUERIES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _free_ports(count: int) -> list[int]:
+    """Distinct free ports: every probe stays bound until all are chosen, so the kernel never
+    hands the same port out twice (it did, and Prometheus then failed to bind)."""
+    probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -92,7 +99,7 @@ def live_prometheus():
     processes = []
     with tempfile.TemporaryDirectory(prefix="llmops-promql-") as workdir:
         try:
-            exporter_port, prometheus_port = _free_port(), _free_port()
+            exporter_port, prometheus_port = _free_ports(2)
             config = Path(workdir, "prometheus.yml")
             config.write_text(
                 json.dumps(
