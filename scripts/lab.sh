@@ -37,11 +37,14 @@ start_hosts() {
       fi
       continue
     fi
+    # containerd's overlayfs snapshotter cannot stack on the container's own overlay root, so
+    # /var/lib/containerd (the cluster's images and containers) is a volume on this machine's disk.
     publish=()
     [[ "$host" == lab-control ]] && publish=(--publish "127.0.0.1:${PROMETHEUS_PORT}:9090" --publish "127.0.0.1:${GATEWAY_PORT}:8080")
     podman run --detach --name "$host" --hostname "$host" --network "$NETWORK" \
       --systemd=always --privileged "${publish[@]}" \
       --shm-size 1g --volume "$LLMOPS_ROOT/.cache/wheelhouse:/srv/llmops/wheelhouse:ro" \
+      --volume /var/lib/containerd \
       --label io.llmops.lab=true "$LLMOPS_IMAGE" /sbin/init >/dev/null
     created+=("$host")
   done
@@ -215,7 +218,7 @@ case "${1:-}" in
     ;;
   status) podman ps --all --filter label=io.llmops.lab=true --format '{{.Names}}\t{{.Status}}' ;;
   down)
-    for host in "${HOSTS[@]}"; do podman rm --force --ignore "$host" >/dev/null; done
+    for host in "${HOSTS[@]}"; do podman rm --force --ignore --volumes "$host" >/dev/null; done
     podman network exists "$NETWORK" && podman network rm "$NETWORK" >/dev/null
     echo "lab removed"
     ;;
