@@ -13,16 +13,22 @@ import sys
 SUBCOMMANDS = ("plan", "replan", "estimate", "validate", "serving_spec", "model")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every subcommand, or only ``only`` (its module alone is imported)."""
     parser = argparse.ArgumentParser(prog="llmops", description="Plan and run LLM-serving data centers.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
-        importlib.import_module(f"llmops.commands.{name}").register(subparsers)
+        if only is None or name == only:
+            importlib.import_module(f"llmops.commands.{name}").register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # `llmops model ...` imports only its own module: the serving image's init container runs
+    # `llmops model fetch` without the planner's dependencies installed.
+    only = "model" if argv[:1] == ["model"] else None
+    args = build_parser(only).parse_args(argv)
     return int(args.handler(args))
 
 
