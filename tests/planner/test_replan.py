@@ -130,3 +130,72 @@ def test_cli_replan_writes_the_plan_and_the_moves_and_rejects_bad_input(tmp_path
     broken = [*base[:2], str(tmp_path / "broken.json"), *base[3:]]
     assert main(broken) == 2
     assert "is not a plan document" in capsys.readouterr().err
+
+
+# -- the incremental repair (one or a few nodes lost, nothing else changed) --------------------
+
+
+def test_a_lost_node_is_repaired_incrementally_and_no_surviving_replica_moves(current):
+    node = busiest_node(current)
+    lost = [r for r in current.replicas if r.node == node]
+    # On this small fleet a lost node costs a new node of another price: more than 2% of the plan.
+    result = replan(current, FLEET, MODELS, failed_nodes=[node], time_limit_s=4, cost_tolerance=0.5)
+    assert result.report.stages[0].name.startswith("incremental repair:"), result.report.summary()
+    assert validate_plan(result.plan, result.fleet, MODELS) == []
+    survivors = [r for r in current.replicas if r.node != node]
+    # Exactly where they ran: same node, GPUs, precision and degree, and nothing stopped.
+    running = {(r.model, r.node, tuple(r.gpu_indices), r.precision, r.tensor_parallel) for r in survivors}
+    new = {(r.model, r.node, tuple(r.gpu_indices), r.precision, r.tensor_parallel) for r in result.plan.replicas}
+    assert running <= new
+    assert result.count("keep") == len(survivors) and result.count("stop") == 0
+    assert result.count("lost") == len(lost) >= 1
+    # Only models that lost a replica get new ones.
+    assert {m.model for m in result.moves if m.action == "start"} <= {r.model for r in lost}
+    # The cap's base is the running plan's cost before the loss.
+    assert result.reference_cost_per_hour == pytest.approx(current.cost_per_hour)
+    assert result.plan.cost_per_hour <= (1 + result.cost_tolerance) * result.reference_cost_per_hour + 1e-6
+
+
+def test_losing_two_nodes_of_one_model_still_keeps_every_other_replica(current):
+    by_model: dict[str, list[str]] = {}
+    for r in current.replicas:
+        by_model.setdefault(r.model, []).append(r.node)
+    _, nodes = max(sorted(by_model.items()), key=lambda item: len(set(item[1])))
+    failed = sorted(set(nodes))[:2]
+    result = replan(current, FLEET, MODELS, failed_nodes=failed, time_limit_s=4, cost_tolerance=1.0)
+    assert validate_plan(result.plan, result.fleet, MODELS) == []
+    survivors = {(r.model, r.node, tuple(r.gpu_indices)) for r in current.replicas if r.node not in failed}
+    assert survivors <= placed(result.plan)
+    assert not set(failed) & {r.node for r in result.plan.replicas}
+
+
+def test_a_changed_models_file_takes_the_full_replan(current):
+    models = copy.deepcopy(MODELS_DATA)
+    models["models"][0]["traffic"]["requests_per_second"] *= 3
+    result = replan(current, FLEET, parse_models(models), failed_nodes=[busiest_node(current)], time_limit_s=4)
+    assert result.report.stages[0].status == "declined"
+    assert "demand changed" in result.report.stages[0].message
+
+
+def test_a_repair_above_the_cost_cap_is_declined(current):
+    # Zero tolerance: a repair dearer than the running plan is declined and the full replan
+    # decides (it may move replicas); either way the plan is valid.
+    node = busiest_node(current)
+    result = replan(current, FLEET, MODELS, failed_nodes=[node], time_limit_s=4, cost_tolerance=0.0)
+    first = result.report.stages[0]
+    assert first.name.startswith("incremental repair")
+    if first.status == "declined":
+        assert "cap" in first.message
+    assert validate_plan(result.plan, result.fleet, MODELS) == []
+
+
+def test_bad_input_is_rejected_before_the_incremental_repair(current):
+    with pytest.raises(InputError) as raised:
+        replan(current, FLEET, MODELS, failed_nodes=[busiest_node(current), "ghost-node-9"])
+    assert any("'ghost-node-9' is not a node of the fleet" in p for p in raised.value.problems)
+    other = copy.deepcopy(FLEET_DATA)
+    for pool in other["pools"]:
+        pool["gpus_per_node"] = 3 if pool.get("gpus_per_node") != 3 else 5
+    with pytest.raises(InputError) as raised:
+        replan(current, parse_fleet(other), MODELS, failed_nodes=[busiest_node(current)])
+    assert any("the plan is for another fleet" in p for p in raised.value.problems)

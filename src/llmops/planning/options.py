@@ -102,39 +102,74 @@ def _options(
 ) -> tuple[ReplicaOption, ...]:
     if max_context_tokens > arch.max_position_embeddings > 0:
         return ()
-    request_tokens = input_tokens + output_tokens
     options = []
     for precision in precisions:
         if not gpu.supports(precision):
             continue
         for tensor_parallel in valid_tensor_parallel_degrees(arch, gpus_per_node):
-            plan = memory_plan(arch, gpu, precision, tensor_parallel, DEFAULT_MEMORY_UTILIZATION)
-            if not plan.fits_context(max_context_tokens):
-                continue
-            max_sequences = plan.max_concurrent_sequences(request_tokens)
-            if max_sequences < 1:
-                continue
-            perf = ReplicaPerformance.for_plan(arch, gpu, plan)
-            point = sustainable_operating_point(perf, max_sequences, input_tokens, output_tokens, ttft_ms, tpot_ms)
-            if point is None or point.capacity_requests_per_second <= 0:
-                continue
-            options.append(
-                ReplicaOption(
-                    precision=precision,
-                    tensor_parallel=tensor_parallel,
-                    weights_gib=round(plan.weights_gib, 3),
-                    memory_per_gpu_gib=round(
-                        plan.memory_per_gpu_gib(point.concurrency, request_tokens, max_context_tokens), 3
-                    ),
-                    max_concurrent_sequences=max_sequences,
-                    capacity_requests_per_second=point.capacity_requests_per_second,
-                    ttft_ms=point.ttft_s * 1e3,
-                    tpot_ms=point.tpot_s * 1e3,
-                    unloaded_ttft_ms=perf.unloaded_ttft_s(1, input_tokens, output_tokens) * 1e3,
-                    unloaded_tpot_ms=perf.tpot_s(1, input_tokens, output_tokens) * 1e3,
-                )
-            )
+            option = _option(arch, precision, tensor_parallel, max_context_tokens, input_tokens, output_tokens,
+                             ttft_ms, tpot_ms, gpu)
+            if option is not None:
+                options.append(option)
     return tuple(options)
+
+
+@lru_cache(maxsize=65536)
+def _option(
+    arch: ModelArchitecture,
+    precision: str,
+    tensor_parallel: int,
+    max_context_tokens: int,
+    input_tokens: int,
+    output_tokens: int,
+    ttft_ms: float,
+    tpot_ms: float,
+    gpu: GpuType,
+) -> ReplicaOption | None:
+    """One (precision, degree) on one GPU type, or None when it does not fit or cannot meet the SLO.
+    Cached on its own, so checking one running replica does not derive every option of its pool."""
+    request_tokens = input_tokens + output_tokens
+    plan = memory_plan(arch, gpu, precision, tensor_parallel, DEFAULT_MEMORY_UTILIZATION)
+    if not plan.fits_context(max_context_tokens):
+        return None
+    max_sequences = plan.max_concurrent_sequences(request_tokens)
+    if max_sequences < 1:
+        return None
+    perf = ReplicaPerformance.for_plan(arch, gpu, plan)
+    point = sustainable_operating_point(perf, max_sequences, input_tokens, output_tokens, ttft_ms, tpot_ms)
+    if point is None or point.capacity_requests_per_second <= 0:
+        return None
+    return ReplicaOption(
+        precision=precision,
+        tensor_parallel=tensor_parallel,
+        weights_gib=round(plan.weights_gib, 3),
+        memory_per_gpu_gib=round(plan.memory_per_gpu_gib(point.concurrency, request_tokens, max_context_tokens), 3),
+        max_concurrent_sequences=max_sequences,
+        capacity_requests_per_second=point.capacity_requests_per_second,
+        ttft_ms=point.ttft_s * 1e3,
+        tpot_ms=point.tpot_s * 1e3,
+        unloaded_ttft_ms=perf.unloaded_ttft_s(1, input_tokens, output_tokens) * 1e3,
+        unloaded_tpot_ms=perf.tpot_s(1, input_tokens, output_tokens) * 1e3,
+    )
+
+
+def offered_option(
+    deployment: ModelDeployment, gpu: GpuType, gpus_per_node: int, precision: str, tensor_parallel: int
+) -> ReplicaOption | None:
+    """The option `useful_options` would offer for this (precision, degree), or None: the same rules,
+    derived for one configuration only (what replanning needs for each running replica)."""
+    arch = resolve_architecture(deployment)
+    if precision not in deployment.precisions or not gpu.supports(precision):
+        return None
+    if deployment.max_context_tokens > arch.max_position_embeddings > 0:
+        return None
+    if tensor_parallel not in valid_tensor_parallel_degrees(arch, gpus_per_node):
+        return None
+    option = _option(arch, precision, tensor_parallel, deployment.max_context_tokens, deployment.traffic.input_tokens,
+                     deployment.traffic.output_tokens, deployment.slo.ttft_ms, deployment.slo.tpot_ms, gpu)
+    if option is None or floor_reason(deployment, option) is not None:
+        return None
+    return option
 
 
 def replica_options(deployment: ModelDeployment, gpu: GpuType, gpus_per_node: int) -> list[ReplicaOption]:

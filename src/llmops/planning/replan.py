@@ -1,7 +1,11 @@
 """Replanning with minimal moves: `replan(current, fleet, models, failed_nodes, failed_zones) -> Replan`.
 
 After a node or zone is lost, capacity is added or removed, or demand changes, the running plan
-is repaired rather than recomputed:
+is repaired rather than recomputed. When the only change is lost nodes, the incremental repair of
+`repair.py` runs first: every replica off the lost nodes stays where it is, and only the models
+that lost replicas are re-solved on the remaining capacity, in a fraction of the time of what
+follows. When it does not apply (the models changed, a replica is no longer offered) or its
+cheapest repair is above the cost cap (say, a lost rack of cheap owned nodes), the full replan runs:
 
 1. Every replica of the current plan that is still valid stays where it is unless stopping it is
    cheaper within the tolerance: valid means its model is still in the models file, its node is
@@ -43,13 +47,24 @@ from .formulation import (
     node_cost_term,
 )
 from .options import useful_options
+from .repair import Repair, repair
 from .result import Plan
-from .solver import Solution, SolverReport, _build_plan, _lower_bound, run_stage, solve_with_report
+from .solver import (
+    Solution,
+    SolverReport,
+    StageResult,
+    _build_plan,
+    _lower_bound,
+    run_stage,
+    solve_with_report,
+)
 from .spec import Fleet, InputError, ModelsFile, Spread
 
 DEFAULT_COST_TOLERANCE = 0.02
 # Share of the time limit the reference solve may use; the move-minimising stage gets the rest.
 REFERENCE_SHARE = 0.5
+# Share of the time limit the incremental repair may use before the full replan takes over.
+REPAIR_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -78,7 +93,8 @@ class Replan:
     plan: Plan
     moves: list[Move]
     reference_cost_per_hour: float
-    """Cost of the optimiser's own plan on the remaining fleet (stage 2's cap is (1 + tolerance) x this)."""
+    """The cap's base (the cap is (1 + tolerance) x this): for the incremental repair the running
+    plan's cost before the loss; for the full replan the optimiser's own plan on the remaining fleet."""
     cost_tolerance: float
     fleet: Fleet
     """The fleet without the lost nodes: what the new plan is valid for (validate against it)."""
@@ -153,6 +169,19 @@ def replan(
     lost_nodes = set(failed_nodes) | {n for pool in pools if pool.zone in set(failed_zones) for n in pool.node_names}
     if all(set(pool.node_names) <= lost_nodes for pool in pools):
         raise InputError(["--failed-node/--failed-zone: every node of the fleet is lost; there is nothing to replan onto"])
+    attempt = repair(current, pools, models, lost_nodes, cost_tolerance, started + REPAIR_SHARE * time_limit_s, started)
+    if isinstance(attempt, Repair):
+        report = SolverReport(stages=attempt.stages)
+        report.objective_terms["node_cost_per_hour"] = attempt.plan.cost_per_hour
+        return Replan(
+            plan=attempt.plan,
+            moves=_moves(current, attempt.plan, set(attempt.kept), lost_nodes),
+            reference_cost_per_hour=attempt.reference_cost_per_hour,
+            cost_tolerance=cost_tolerance,
+            fleet=_reduced_fleet(fleet, lost_nodes),
+            report=report,
+        )
+    declined = StageResult("incremental repair", "declined", None, None, time.monotonic() - started, attempt)
     pool_of_node = {n: pool for pool in pools for n in pool.node_names}
     deployments = {d.name: d for d in models.models}
 
@@ -190,7 +219,10 @@ def replan(
 
     # Stage 1: the reference, the optimiser on the remaining fleet.
     reduced = _reduced_fleet(fleet, lost_nodes)
-    reference_plan, report = solve_with_report(reduced, models, time_limit_s=time_limit_s * REFERENCE_SHARE)
+    reference_plan, report = solve_with_report(
+        reduced, models, time_limit_s=max(0.5, min(time_limit_s * REFERENCE_SHARE, deadline - time.monotonic()))
+    )
+    report.stages.insert(0, declined)
     reference_cost = reference_plan.cost_per_hour
     placeable = [m for m, members in problem.candidates_of_model.items() if members]
     served = [model_of[e.name] for e in reference_plan.models if e.served]
