@@ -10,7 +10,9 @@ What they prove: the API server takes the device plugin objects as rendered for 
 dry run through admission, nothing pruned, the priority class resolved), and the upgrade playbook's
 check reads the running version from the cluster and refuses a skipped minor or a downgrade naming
 both versions before any node is touched, while an allowed upgrade whose nodes already run the
-target changes nothing.
+target changes nothing; the device plugin task file applies the objects, waits for the DaemonSet's
+rollout (no GPU node: zero pods) and changes nothing the second time. It creates RuntimeClass nvidia and
+DaemonSet kube-system/nvidia-device-plugin and deletes them again (it skips where they exist).
 """
 
 from __future__ import annotations
@@ -175,3 +177,48 @@ def test_a_node_behind_is_not_drained_when_the_mirror_fails(kubeadm_cluster, tmp
         node = kubeadm_cluster.read_node_status(name)
         node.status.node_info.kubelet_version = "v1.21.14"
         kubeadm_cluster.replace_node_status(name, node)
+
+
+def test_device_plugin_task_file_applies_waits_and_is_idempotent(api, tmp_path):
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    apps, node = client.AppsV1Api(api), client.NodeV1Api(api)
+    try:
+        apps.read_namespaced_daemon_set("nvidia-device-plugin", "kube-system")
+        pytest.skip("kube-system/nvidia-device-plugin exists: not a scratch server")
+    except ApiException as error:
+        if error.status != 404:
+            raise
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars": {"kubernetes_device_plugin_version": VERSION, "kubernetes_device_plugin_kubeconfig": KUBECONFIG,
+                 "kubernetes_device_plugin_image": "mirror.test:5000/nvidia/k8s-device-plugin:v0.17.1",
+                 "kubernetes_device_plugin_rollout_timeout": 120},
+        "tasks": [{"name": "device plugin",
+                   "ansible.builtin.include_tasks": str(ROOT / "playbooks" / "tasks" / "kubernetes_device_plugin.yml")}],
+    }]))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_HOME=str(ROOT / ".ansible"),
+               ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", LLMOPS_RUN_REPORT_DIR=str(tmp_path / "r"),
+               ANSIBLE_PYTHON_INTERPRETER=str(ROOT / ".venv" / "bin" / "python"))
+    command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", str(playbook)]
+    try:
+        for run, changed in ((1, "changed=1"), (2, "changed=0")):
+            result = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)
+            output = result.stdout + result.stderr
+            assert result.returncode == 0, output
+            recap = output[output.index("PLAY RECAP"):]
+            assert changed in recap, (run, recap)
+        daemon_set = apps.read_namespaced_daemon_set("nvidia-device-plugin", "kube-system")
+        assert daemon_set.spec.template.spec.runtime_class_name == "nvidia"
+        assert daemon_set.spec.template.spec.priority_class_name == "system-node-critical"
+        assert node.read_runtime_class("nvidia").handler == "nvidia"
+    finally:
+        for delete in (lambda: apps.delete_namespaced_daemon_set("nvidia-device-plugin", "kube-system"),
+                       lambda: node.delete_runtime_class("nvidia")):
+            try:
+                delete()
+            except ApiException as error:
+                if error.status != 404:
+                    raise
