@@ -53,9 +53,9 @@ def test_kubeadm_config_module_utils_agrees_where_it_exposes_a_choice():
     spec = importlib.util.spec_from_file_location("kubeadm_config_for_test", KUBEADM_CONFIG)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    chooser = getattr(module, "api_version_for", None) or getattr(module, "kubeadm_api_version", None)
+    chooser = getattr(module, "api_version", None) or getattr(module, "kubeadm_api_version", None)
     if chooser is None:
-        pytest.skip("kubeadm_config.py exposes no api_version_for(version)")
+        pytest.skip("kubeadm_config.py exposes no api_version(kubernetes_version)")
     for version in ("v1.20.2", "v1.21.3", "v1.22.0", "v1.30.1", "v1.31.0", "v1.33.1"):
         assert chooser(version) == kubeadm_api_version(parse_kube_version(version)), version
 
