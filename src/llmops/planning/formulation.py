@@ -118,6 +118,24 @@ class PlacementProblem:
         return self.deployments[model].spread == Spread.zone and len(self.zones_of_model(model)) >= 2
 
     def replica_upper_bound(self, candidate: int) -> int:
+        """`_replica_upper_bound`, computed once per candidate (the models ask for it per build)."""
+        cache = self.__dict__.setdefault("_upper", {})
+        if candidate not in cache:
+            cache[candidate] = self._replica_upper_bound(candidate)
+        return cache[candidate]
+
+    def large_by_model(self, group: int, threshold: int) -> dict[int, list[int]]:
+        """`large_candidates` grouped by their model (cached)."""
+        cache = self.__dict__.setdefault("_large_by_model", {})
+        key = (group, threshold)
+        if key not in cache:
+            grouped: dict[int, list[int]] = {}
+            for c in self.large_candidates(group, threshold):
+                grouped.setdefault(self.candidates[c].model, []).append(c)
+            cache[key] = grouped
+        return cache[key]
+
+    def _replica_upper_bound(self, candidate: int) -> int:
         """Most replicas of one candidate some optimal plan uses.
 
         More than max(min_replicas, ceil(demand / capacity)) replicas of a single option are never
@@ -269,6 +287,8 @@ class AggregateModel:
     """Per placeable model: 1 (must be served) or a 0/1 variable (served when capacity allows)."""
     replica_used: dict[int, pywraplp.Variable] = field(default_factory=dict)
     """Per candidate of a spread=node model: 1 when it has a replica (the node-loss rule needs it)."""
+    blocked: dict[tuple[int, int], pywraplp.Variable] = field(default_factory=dict)
+    """Per (pool group, threshold): replicas larger than the threshold there (add_node_spread)."""
 
     def complete_hint(
         self, node_counts: Sequence[int], replica_counts: Sequence[int], extra: Sequence[tuple] = ()
@@ -277,11 +297,18 @@ class AggregateModel:
 
         `extra` holds (variable, value) pairs of variables a caller added to the model.
         """
-        variables = list(self.nodes) + list(self.replicas) + [var for var, _ in extra]
-        values = [float(v) for v in list(node_counts) + list(replica_counts)] + [float(v) for _, v in extra]
+        # Replica counts held fixed as plain integers (a neighbourhood model) are not variables.
+        pairs = [(var, value) for var, value in zip(list(self.nodes) + list(self.replicas),
+                                                    list(node_counts) + list(replica_counts), strict=True)
+                 if not isinstance(var, int)]
+        variables = [var for var, _ in pairs] + [var for var, _ in extra]
+        values = [float(v) for _, v in pairs] + [float(v) for _, v in extra]
         for c, var in self.replica_used.items():
             variables.append(var)
             values.append(1.0 if replica_counts[c] else 0.0)
+        for (group, threshold), var in self.blocked.items():
+            variables.append(var)
+            values.append(float(sum(replica_counts[c] for c in self.problem.large_candidates(group, threshold))))
         for m, var in self.served.items():
             if not isinstance(var, int):
                 variables.append(var)
@@ -316,10 +343,14 @@ def add_row(solver: pywraplp.Solver, terms, lower: float = -math.inf, upper: flo
         lower, upper = lower - shift, upper - shift
         served = None
     row = solver.Constraint(lower, upper)
+    # Summed here, then one call per variable: each call into the solver costs more than the sum.
+    summed: dict = {}
     for variable, coefficient in terms:
-        row.SetCoefficient(variable, row.GetCoefficient(variable) + coefficient)
+        summed[variable] = summed.get(variable, 0) + coefficient
     if served is not None and served_coefficient:
-        row.SetCoefficient(served, row.GetCoefficient(served) + served_coefficient)
+        summed[served] = summed.get(served, 0) + served_coefficient
+    for variable, coefficient in summed.items():
+        row.SetCoefficient(variable, coefficient)
     return row
 
 
@@ -434,9 +465,29 @@ def add_node_spread(model: AggregateModel, model_index: int) -> None:
         group = problem.groups[group_index]
         smallest = min(problem.candidates[c].tensor_parallel for c in members)
         threshold = max(group.gpus_per_node // 2, group.gpus_per_node - smallest)
-        blockers = [c for c in problem.large_candidates(group_index, threshold) if problem.candidates[c].model != model_index]
-        terms = [(model.replicas[c], 1) for c in members + blockers]
+        # Every model's row counts the same blockers: one variable holds their sum (defined once per
+        # group and threshold), and the model's own large replicas are taken back out of it.
+        blocked = blocked_replicas(model, group_index, threshold)
+        own = problem.large_by_model(group_index, threshold).get(model_index, [])
+        terms = [(model.replicas[c], 1) for c in members] + [(model.replicas[c], -1) for c in own]
+        if blocked is not None:
+            terms.append((blocked, 1))
         add_row(model.solver, [*terms, (model.nodes[group_index], -1)], upper=0)
+
+
+def blocked_replicas(model: AggregateModel, group_index: int, threshold: int):
+    """The variable `blocked = sum of replicas above threshold in the group` (None when there are none)."""
+    key = (group_index, threshold)
+    if key not in model.blocked:
+        large = model.problem.large_candidates(group_index, threshold)
+        if not large:
+            return None
+        upper = sum(model.problem.replica_upper_bound(c) for c in large)
+        integer = model.solver.IsMip()
+        var = model.solver.Var(0, upper, integer, f"blocked[{group_index},{threshold}]")
+        add_row(model.solver, [*[(model.replicas[c], 1) for c in large], (var, -1)], lower=0, upper=0)
+        model.blocked[key] = var
+    return model.blocked[key]
 
 
 def gpu_price_units(problem: PlacementProblem, candidate: int) -> int:
