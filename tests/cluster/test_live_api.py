@@ -17,15 +17,20 @@ DaemonSet kube-system/nvidia-device-plugin and deletes them again (it skips wher
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import json
 import os
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from llmops.cluster import DevicePluginOptions, render_device_plugin
+from llmops.cluster import DevicePluginOptions, cluster_api_versions, parse_kube_version, render_device_plugin
 
 KUBECONFIG = os.environ.get("LLMOPS_TEST_KUBECONFIG")
 VERSION = os.environ.get("LLMOPS_TEST_KUBERNETES_VERSION", "v1.20.2")
@@ -111,14 +116,15 @@ def kubeadm_cluster(api):
         core.delete_node(name)
 
 
-def run_upgrade(tmp_path, target, bundle_version, *extra):
+def run_upgrade(tmp_path, target, bundle_version, *extra, sha256=None):
     inventory = {"all": {"children": {group: {"hosts": {name: {"ansible_connection": "local", "ansible_become": False}}}
                                       for name, group in NODES.items()}}}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
     bundle = tmp_path / "bundle.json"
     bundle.write_text(json.dumps({
         "kubernetes_version": bundle_version,
-        "binaries": [{"name": n, "path": f"/b/{n}", "sha256": "a" * 64} for n in ("kubeadm", "kubelet", "kubectl")],
+        "binaries": [{"name": n, "path": f"/b/{n}", "sha256": (sha256 or {}).get(n, "a" * 64)}
+                     for n in ("kubeadm", "kubelet", "kubectl")],
         "images": [],
     }))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_HOME=str(ROOT / ".ansible"),
@@ -164,9 +170,7 @@ def test_upgrade_playbook_skips_nodes_already_on_the_target(kubeadm_cluster, tmp
 def test_a_node_behind_is_not_drained_when_the_mirror_fails(kubeadm_cluster, tmp_path):
     """The new kubeadm is fetched before the drain: an unreachable mirror leaves the node schedulable."""
     name = "llmops-upgrade-test-w"
-    node = kubeadm_cluster.read_node_status(name)
-    node.status.node_info.kubelet_version = RUNNING
-    kubeadm_cluster.replace_node_status(name, node)
+    kubeadm_cluster.patch_node_status(name, {"status": {"nodeInfo": {"kubeletVersion": RUNNING}}})
     try:
         code, output = run_upgrade(tmp_path, "v1.21.14", "v1.21.14")
         assert code != 0, output
@@ -174,9 +178,7 @@ def test_a_node_behind_is_not_drained_when_the_mirror_fails(kubeadm_cluster, tmp
         assert not kubeadm_cluster.read_node(name).spec.unschedulable
         assert not (tmp_path / "kubeadm").exists(), "nothing may be written to the bin dir"
     finally:
-        node = kubeadm_cluster.read_node_status(name)
-        node.status.node_info.kubelet_version = "v1.21.14"
-        kubeadm_cluster.replace_node_status(name, node)
+        kubeadm_cluster.patch_node_status(name, {"status": {"nodeInfo": {"kubeletVersion": "v1.21.14"}}})
 
 
 def test_device_plugin_task_file_applies_waits_and_is_idempotent(api, tmp_path):
@@ -222,3 +224,73 @@ def test_device_plugin_task_file_applies_waits_and_is_idempotent(api, tmp_path):
             except ApiException as error:
                 if error.status != 404:
                     raise
+
+
+def test_drain_respects_a_pod_disruption_budget(kubeadm_cluster, tmp_path):
+    """A running pod whose budget allows no disruption keeps the node from draining: the eviction is retried
+    until the timeout, the pod stays, the run stops with the node cordoned and kubeadm never runs."""
+    from kubernetes import client, dynamic
+
+    core = kubeadm_cluster
+    # The budget in the API version the cluster's release serves (policy/v1beta1 on 1.20).
+    budgets = dynamic.DynamicClient(core.api_client).resources.get(
+        api_version=cluster_api_versions(parse_kube_version(VERSION)).pod_disruption_budget, kind="PodDisruptionBudget"
+    )
+    name, worker = "llmops-drain-test", "llmops-upgrade-test-w"
+    mirror = tmp_path / "mirror" / "kubernetes" / "v1.21.14" / "bin"
+    mirror.mkdir(parents=True)
+    sha256 = {}
+    for binary in ("kubeadm", "kubelet", "kubectl"):
+        # If the drain wrongly went through, running this "kubeadm" fails the run loudly.
+        (mirror / binary).write_text("#!/bin/sh\necho must-not-run; exit 3\n")
+        sha256[binary] = hashlib.sha256((mirror / binary).read_bytes()).hexdigest()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "mirror"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    def clean_up():
+        for delete in (lambda: budgets.delete(name=name, namespace="default"),
+                       lambda: core.delete_namespaced_pod(name, "default", grace_period_seconds=0),
+                       lambda: core.delete_namespaced_config_map(name, "default")):
+            try:
+                delete()
+            except (client.rest.ApiException, dynamic.exceptions.NotFoundError) as error:
+                if error.status != 404:
+                    raise
+
+    clean_up()
+    try:
+        owner = core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": OWNER}})
+        core.patch_node_status(worker, {"status": {"nodeInfo": {"kubeletVersion": RUNNING}}})
+        core.create_namespaced_pod("default", {
+            "metadata": {"name": name, "labels": {"app": name, **OWNER},
+                         "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": name,
+                                              "uid": owner.metadata.uid}]},
+            "spec": {"nodeName": worker, "containers": [{"name": "pause", "image": "mirror.test:5000/pause:3.2"}]},
+        })
+        # No kubelet here: report the pod Running (a Pending pod may be evicted whatever its budget), not Ready.
+        core.patch_namespaced_pod_status(name, "default", {"status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "False"}]}})
+        budgets.create(namespace="default", body={
+            "metadata": {"name": name, "labels": OWNER},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": name}}},
+        })
+        time.sleep(3)
+        started = time.monotonic()
+        code, output = run_upgrade(
+            tmp_path, "v1.21.14", "v1.21.14", "-e", f"kubernetes_upgrade_mirror_url=http://127.0.0.1:{server.server_port}/",
+            "-e", "kubernetes_upgrade_drain_timeout=20", "-e", "kubernetes_upgrade_drain_retry_delay=5", sha256=sha256,
+        )
+        assert code != 0, output
+        assert "FAILED - RETRYING: [llmops-upgrade-test-w -> localhost]: Drain the node" in output, output
+        assert "disruption budget" in output, output
+        assert "must-not-run" not in output, output
+        assert time.monotonic() - started >= 20
+        pod = core.read_namespaced_pod(name, "default")
+        assert pod.metadata.deletion_timestamp is None
+        assert core.read_node(worker).spec.unschedulable is True
+        assert (tmp_path / "kubeadm").exists(), "the new kubeadm is fetched (and checked) before the drain"
+    finally:
+        server.shutdown()
+        clean_up()
+        core.patch_node(worker, {"spec": {"unschedulable": None}})
+        core.patch_node_status(worker, {"status": {"nodeInfo": {"kubeletVersion": "v1.21.14"}}})
