@@ -136,6 +136,7 @@ def run_upgrade(tmp_path, target, bundle_version, *extra, sha256=None):
          "-e", f"kubernetes_upgrade_bundle={bundle}", "-e", f"kubernetes_upgrade_kubeconfig={KUBECONFIG}",
          # Nothing may be fetched here: a mirror that does not exist makes any download fail the test.
          "-e", "kubernetes_upgrade_mirror_url=https://127.0.0.1:1/", "-e", f"kubernetes_upgrade_bin_dir={tmp_path}",
+         "-e", "kubernetes_upgrade_mirror_ca_path=",
          *extra],
         capture_output=True, text=True, env=env, check=False, timeout=600,
     )
