@@ -20,7 +20,7 @@ GOOD = {
 }
 
 
-def run_module(tmp_path, module, args, check=False):
+def run_module(tmp_path, module, args, check=False, python=None):
     playbook = tmp_path / "play.yml"
     playbook.write_text(json.dumps([{
         "hosts": "localhost", "gather_facts": False, "connection": "local",
@@ -32,7 +32,7 @@ def run_module(tmp_path, module, args, check=False):
     }]))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_HOME=str(ROOT / ".ansible"),
                ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_PYTHON_INTERPRETER=str(ROOT / ".venv" / "bin" / "python"))
+               ANSIBLE_PYTHON_INTERPRETER=python or str(ROOT / ".venv" / "bin" / "python"))
     command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", str(playbook)]
     result = subprocess.run([*command, *(["--check"] if check else [])], capture_output=True, text=True, env=env,
                             check=False, timeout=300)
@@ -84,3 +84,13 @@ def test_device_plugin_module_names_a_bad_option(tmp_path):
     result = run_module(tmp_path, "kubernetes_device_plugin", {"kubernetes_version": "1.33", "image": "device-plugin"})
     assert result["failed"] is True
     assert result["problems"][0].startswith("image: 'device-plugin' must be a full, pinned reference")
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="needs a system Python without the llmops package")
+def test_without_the_llmops_package_the_module_says_what_to_install(tmp_path):
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import llmops"], capture_output=True, check=False)
+    if probe.returncode == 0:
+        pytest.skip("the system Python has llmops installed")
+    result = run_module(tmp_path, "kubernetes_preflight", GOOD, python="/usr/bin/python3")
+    assert result["failed"] is True
+    assert "Failed to import the required Python library (llmops)" in result["msg"], result["msg"]

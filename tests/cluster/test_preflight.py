@@ -217,6 +217,16 @@ def test_declared_schedulable_control_plane_may_be_a_worker():
             id="bad-node-address",
         ),
         pytest.param(
+            {"node_addresses": {"lab-control": "10.89.0.2", "lab-gpu-1": "10.89.0.2"}},
+            "node_addresses.lab-gpu-1: 10.89.0.2 is also lab-control's address; each node needs its own",
+            id="shared-node-address",
+        ),
+        pytest.param(
+            {"control_plane_endpoint": "10.96.0.10:6443"},
+            "control_plane_endpoint: 10.96.0.10 lies in service_subnet 10.96.0.0/12; use an address on the node network",
+            id="endpoint-in-service-range",
+        ),
+        pytest.param(
             {"kubernetes_version": "latest"},
             "kubernetes_version: 'latest' is not a Kubernetes release version (for example 1.33 or v1.20.2)",
             id="version-syntax",

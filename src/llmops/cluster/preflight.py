@@ -212,6 +212,9 @@ def _check_networks(request: ClusterRequest, problems: list[str]) -> tuple[Netwo
         except ValueError:
             problems.append(f"node_addresses.{host}: {text!r} is not an IP address")
             continue
+        owner = next((other for other, seen in addresses.items() if seen == str(address)), None)
+        if owner is not None:
+            problems.append(f"node_addresses.{host}: {address} is also {owner}'s address; each node needs its own")
         addresses[host] = str(address)
         for name, net in named:
             if address in net:
@@ -249,12 +252,26 @@ def _check_version(request: ClusterRequest, problems: list[str]) -> tuple[KubeVe
     return version, bundle, step
 
 
+def _check_endpoint_address(endpoint: str | None, pod: Network | None, service: Network | None, problems: list[str]) -> None:
+    """An endpoint given as an IP address must not lie in the pod or Service range (it would be routed into the cluster)."""
+    if not endpoint:
+        return
+    try:
+        address = ipaddress.ip_address(endpoint.rsplit(":", 1)[0].strip("[]"))
+    except ValueError:
+        return
+    for name, net in (("pod_subnet", pod), ("service_subnet", service)):
+        if net and address in net:
+            problems.append(f"control_plane_endpoint: {address} lies in {name} {net}; use an address on the node network")
+
+
 def check_cluster(request: ClusterRequest) -> Cluster:
     problems: list[str] = []
     version, bundle, step = _check_version(request, problems)
     _check_topology(request, problems)
     endpoint = _endpoint(request.control_plane_endpoint, problems) if request.control_plane_endpoint else None
     pod, service, addresses = _check_networks(request, problems)
+    _check_endpoint_address(endpoint, pod, service, problems)
     if problems:
         raise ClusterError(problems)
     assert version and pod and service
