@@ -318,3 +318,17 @@ def test_upgrade_step_is_checked_with_the_declaration():
         "kubernetes_version: v1.22.0 skips 1 minor version(s) from the running v1.20.2; upgrade to 1.21 first"
         " (kubeadm upgrades one minor at a time)"
     ]
+
+
+def test_the_bundle_kube_build_writes_is_accepted():
+    """The contract with scripts/kube-build.sh: its bundle.json reads, and v1.20.2 is what it holds."""
+    from pathlib import Path
+
+    bundle = Path(__file__).resolve().parents[2] / ".cache" / "kubernetes-1.20.2" / "bundle.json"
+    if not bundle.exists():
+        pytest.skip("scripts/kube-build.sh has not run on this machine")
+    cluster = check_cluster(lab(kubernetes_version="1.20", bundle=str(bundle))).as_dict()
+    assert cluster["kubernetes_version"] == "v1.20.2"
+    assert {"kubeadm", "kubelet", "kubectl"} <= set(cluster["bundle"]["binaries"])
+    assert cluster["bundle"]["etcd_image_tag"] and cluster["bundle"]["pause_image_tag"]
+    assert "holds v1.20.2" in problems_of(lab(kubernetes_version="v1.21.0", bundle=str(bundle)))[0]
