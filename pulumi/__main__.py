@@ -1,7 +1,9 @@
 """The llmops cloud layer: read the stack's settings and the placement plan, compose the components.
 
 Node counts come from the same fleet.yml and models.yml the playbooks read, through the planner:
-change the demand in models.yml and `pulumi preview` shows the node groups it needs.
+change the demand in models.yml and `pulumi preview` shows the node groups it needs. When the
+models file names each model's artifact, the same plan's serving objects (Deployments, Services,
+PodDisruptionBudgets, autoscalers) are applied too, with the image of `llmops:servingImage`.
 """
 
 from pathlib import Path
@@ -21,10 +23,13 @@ from llmops_infra import (
 )
 from llmops_infra.addons import reader_service_accounts
 from llmops_infra.config import ConfigError, load_settings
+from llmops_infra.serving import ServingWorkloads, ServingWorkloadsArgs
 from llmops_infra.sizing import size_pools
 
 import pulumi
 from llmops.planning import load_inputs, make_plan
+from llmops.serving import serving_spec
+from llmops.serving.kubernetes import RenderOptions, render_objects
 
 settings = load_settings(Path(__file__).parent)
 fleet, models = load_inputs(settings.fleet_file, settings.models_file)
@@ -97,6 +102,39 @@ addons = ClusterAddons(
         labels=kubernetes_labels,
     ),
 )
+
+# Serving needs every placed model's artifact (the pods fetch it); a models file without any is
+# sizing only. On EKS, ClusterAddons owns the namespaces and the model-server service account the
+# store's read-only role trusts (IRSA), so no namespaces and no key Secret are rendered.
+if any(model.artifact for model in models.models):
+    serving_image = pulumi.Config().get("servingImage")
+    tenant_names = {tenant.name for tenant in settings.tenants}
+    serving_problems = [] if serving_image else [
+        "llmops:servingImage: required when the models file names artifacts (the vLLM image, pinned)"
+    ]
+    serving_problems += [
+        f"llmops:tenants: no tenant {model.tenant or 'llmops-serving'!r} for model {model.name!r} "
+        "(its namespace and service account come from the stack's tenants)"
+        for model in models.models
+        if (model.tenant or "llmops-serving") not in tenant_names
+    ]
+    if serving_problems:
+        raise ConfigError(serving_problems)
+    serving_objects = render_objects(
+        serving_spec(plan, models, None, device="cuda"),
+        settings.cluster_version,
+        RenderOptions(
+            image=serving_image,
+            plan_name=settings.stack,
+            render_namespaces=False,
+            service_account="model-server",
+            model_store_secret=None,
+        ),
+    )
+    ServingWorkloads(
+        "serving",
+        ServingWorkloadsArgs(provider=kubernetes, objects=serving_objects, depends_on=[addons, *node_pools.values()]),
+    )
 
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("cluster_name", cluster.cluster_name)
