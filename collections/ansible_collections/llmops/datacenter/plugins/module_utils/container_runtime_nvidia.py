@@ -110,8 +110,21 @@ def set_table_values(text, table, values):
     return "\n".join(lines) + "\n"
 
 
-def desired_tables(runtime, version, runtime_name, binary_path, set_as_default):
-    """{table key: {key: value}} the runtime needs for the NVIDIA runtime."""
+def desired_tables(runtime, version, runtime_name, binary_path, set_as_default, register_runtime=True, settings=None):
+    """{table key: {key: value}} the runtime needs for the NVIDIA runtime, plus further `settings`.
+
+    settings: {dotted table name: {key: value}} set the same way (e.g. the CRI plugin's
+    sandbox_image, runc's SystemdCgroup, a registry's CA); applied after the runtime's own tables.
+    """
+    tables = _runtime_tables(runtime, version, runtime_name, binary_path, set_as_default) if register_runtime else {}
+    for dotted, values in (settings or {}).items():
+        if not isinstance(values, dict):
+            raise RuntimeConfigError(f"settings: {dotted!r} must map to a table of key: value; got {values!r}")
+        tables.setdefault(split_key(dotted), {}).update(values)
+    return tables
+
+
+def _runtime_tables(runtime, version, runtime_name, binary_path, set_as_default):
     if runtime == "crio":
         tables = {("crio", "runtime", "runtimes", runtime_name): {"runtime_path": binary_path, "runtime_type": "oci"}}
         if set_as_default:
@@ -127,7 +140,7 @@ def desired_tables(runtime, version, runtime_name, binary_path, set_as_default):
     return tables
 
 
-def render(current, runtime, requested_version, runtime_name, binary_path, set_as_default):
+def render(current, runtime, requested_version, runtime_name, binary_path, set_as_default, register_runtime=True, settings=None):
     """(new text, config version used). Raises RuntimeConfigError for configs it must not edit."""
     text = current or ""
     version = None
@@ -149,14 +162,14 @@ def render(current, runtime, requested_version, runtime_name, binary_path, set_a
         version = found or requested_version or 2
         if found is None:
             text = f"version = {version}\n" + text
-    for table, values in desired_tables(runtime, version, runtime_name, binary_path, set_as_default).items():
+    for table, values in desired_tables(runtime, version, runtime_name, binary_path, set_as_default, register_runtime, settings).items():
         text = set_table_values(text, table, values)
     if tomllib is not None:
         try:
             parsed = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise RuntimeConfigError(f"the edited config would not parse as TOML ({error}); nothing was written") from None
-        for table, values in desired_tables(runtime, version, runtime_name, binary_path, set_as_default).items():
+        for table, values in desired_tables(runtime, version, runtime_name, binary_path, set_as_default, register_runtime, settings).items():
             node = parsed
             for part in table:
                 node = node.get(part, {}) if isinstance(node, dict) else {}

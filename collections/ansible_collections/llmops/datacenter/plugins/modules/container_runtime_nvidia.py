@@ -46,6 +46,23 @@ options:
     description: Make the NVIDIA runtime the default for every container.
     type: bool
     default: false
+  register_runtime:
+    description:
+      - Register the NVIDIA runtime. C(false) on hosts without one, where only O(settings) and
+        O(secret_settings) are applied.
+    type: bool
+    default: true
+  settings:
+    description:
+      - Further settings of the same file, as C({dotted table: {key: value}}), set the same way
+        (e.g. the CRI plugin's C(sandbox_image), runc's C(SystemdCgroup), a registry's CA file).
+      - Values are strings, integers or booleans.
+    type: dict
+    default: {}
+  secret_settings:
+    description: Like O(settings), for values kept out of logs (a registry password).
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -59,6 +76,15 @@ EXAMPLES = r"""
     runtime: containerd
     set_as_default: true
   register: runtime_config
+
+- name: CRI settings on a host without the NVIDIA runtime
+  llmops.datacenter.container_runtime_nvidia:
+    register_runtime: false
+    settings:
+      plugins."io.containerd.grpc.v1.cri":
+        sandbox_image: mirror.example:5000/kubernetes/pause:3.2
+      plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options:
+        SystemdCgroup: true
 
 - name: Restart containerd when its config changed
   ansible.builtin.systemd_service:
@@ -97,6 +123,16 @@ from ansible_collections.llmops.datacenter.plugins.module_utils.container_runtim
 from ansible_collections.llmops.datacenter.plugins.module_utils.managed_file import ensure_file, read_text
 
 
+def _merged_settings(settings, secret_settings):
+    merged = {table: dict(values) if isinstance(values, dict) else values for table, values in settings.items()}
+    for table, values in secret_settings.items():
+        if isinstance(values, dict) and isinstance(merged.get(table, {}), dict):
+            merged.setdefault(table, {}).update(values)
+        else:
+            merged[table] = values
+    return merged
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -106,6 +142,9 @@ def main():
             runtime_name=dict(type="str", default="nvidia"),
             binary_path=dict(type="path", default="/usr/bin/nvidia-container-runtime"),
             set_as_default=dict(type="bool", default=False),
+            register_runtime=dict(type="bool", default=True),
+            settings=dict(type="dict", default={}),
+            secret_settings=dict(type="dict", default={}, no_log=True),
         ),
         supports_check_mode=True,
     )
@@ -127,6 +166,8 @@ def main():
             params["runtime_name"],
             params["binary_path"],
             params["set_as_default"],
+            params["register_runtime"],
+            _merged_settings(params["settings"], params["secret_settings"]),
         )
     except RuntimeConfigError as error:
         module.fail_json(msg=str(error), config_path=path)

@@ -55,3 +55,39 @@ def test_version_1_config_fails_and_is_left_alone(run_module, tmp_path):
     failed, result = run_module({"config_path": str(path)})
     assert failed and result["msg"].startswith("config_version: the file has tables but no top-level version")
     assert path.read_text() == '[plugins.cri]\n  sandbox_image = "pause"\n'
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_cri_settings_without_the_nvidia_runtime(run_module, tmp_path, check_mode):
+    path = tmp_path / "config.toml"
+    path.write_text('version = 2\n\n[plugins]\n  [plugins."io.containerd.grpc.v1.cri"]\n    [plugins."io.containerd.grpc.v1.cri".cni]\n'
+                    '      bin_dir = "/usr/lib/cni"\n')
+    args = {
+        "config_path": str(path),
+        "register_runtime": False,
+        "settings": {
+            'plugins."io.containerd.grpc.v1.cri"': {"sandbox_image": "mirror:5000/kubernetes/pause:3.2", "restrict_oom_score_adj": True},
+            'plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options': {"SystemdCgroup": False},
+        },
+        "secret_settings": {'plugins."io.containerd.grpc.v1.cri".registry.configs."mirror:5000".auth': {"password": "s3cret"}},
+    }
+    before = path.read_text()
+    failed, result = run_module(args, check_mode=check_mode)
+    assert not failed and result["changed"] is True
+    if check_mode:
+        assert path.read_text() == before
+        return
+    parsed = tomllib.loads(path.read_text())
+    cri = parsed["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["sandbox_image"] == "mirror:5000/kubernetes/pause:3.2" and cri["restrict_oom_score_adj"] is True
+    assert cri["cni"]["bin_dir"] == "/usr/lib/cni" and "nvidia" not in path.read_text()
+    assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is False
+    assert cri["registry"]["configs"]["mirror:5000"]["auth"]["password"] == "s3cret"
+    failed, again = run_module(args)
+    assert not failed and again["changed"] is False
+
+
+def test_settings_that_are_not_tables_fail_naming_the_field(run_module, tmp_path):
+    path = tmp_path / "config.toml"
+    failed, result = run_module({"config_path": str(path), "settings": {"plugins": "oops"}})
+    assert failed and result["msg"].startswith("settings: ") and not path.exists()
