@@ -54,8 +54,8 @@ options:
     default: true
   settings:
     description:
-      - Further settings of the same file, as C({dotted table: {key: value}}), set the same way
-        (e.g. the CRI plugin's C(sandbox_image), runc's C(SystemdCgroup), a registry's CA file).
+      - "Further settings of the same file, as a dict of dotted table name to a dict of key and value,
+        set the same way (e.g. the CRI plugin's C(sandbox_image), runc's C(SystemdCgroup), a registry's CA file)."
       - Values are strings, integers or booleans.
     type: dict
     default: {}

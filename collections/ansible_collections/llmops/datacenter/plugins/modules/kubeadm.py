@@ -8,9 +8,9 @@ module: kubeadm
 short_description: Initialise a Kubernetes control plane or join a node with kubeadm, once
 version_added: "0.1.0"
 description:
-  - Renders the kubeadm configuration for O(kubernetes_version) (API C(v1beta2) for 1.15-1.21,
-    C(v1beta3) for 1.22-1.30, C(v1beta4) from 1.31) and runs C(kubeadm init) or C(kubeadm join) with it.
-  - Idempotent by the node's state, never by re-running kubeadm and ignoring errors: a node with
+  - "Renders the kubeadm configuration for O(kubernetes_version) (API C(v1beta2) for 1.15-1.21,
+    C(v1beta3) for 1.22-1.30, C(v1beta4) from 1.31) and runs C(kubeadm init) or C(kubeadm join) with it."
+  - Idempotent by the node's state, never by re-running kubeadm and ignoring errors. A node with
     C(/etc/kubernetes/admin.conf) (control plane) or C(/etc/kubernetes/kubelet.conf) (worker) is
     left alone and reported unchanged.
   - The rendered configuration holds the join token or certificate key, so it is written to a
