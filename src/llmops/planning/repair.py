@@ -10,8 +10,8 @@ offered option with the capacity the plan records). Then
 3. a small integer model holds only the affected models' candidates: new replicas per candidate,
    new nodes per pool group, the GPUs left free on open nodes (counted per tensor-parallel size in
    aligned blocks, which is what the packer uses), and each model's demand, min_replicas and
-   survivability rows with the kept replicas as constants. Stage 1 finds its cheapest repair,
-   stage 2 the fewest started replicas whose cost stays within the cap;
+   survivability rows with the kept replicas as constants. Stage 1 finds its cheapest repair;
+   when that starts more replicas than were lost, stage 2 finds the fewest starts within the cap;
 4. the new replicas are packed best fit onto the open nodes, then onto unopened ones.
 
 Reference cost (the cap's base): the running plan's cost before the loss. Fewer nodes never make
@@ -137,7 +137,9 @@ def repair(
         sub_models = models.model_copy(update={"models": [deployments[name] for name in affected]})
         problem = _problem_for(reduced_pools, sub_models, keep_options)
         allowance = (1 + cost_tolerance) * reference - kept_cost
-        counts = _solve_sub_problem(problem, kept_of, opened, group_of_pool, pool_of_node, allowance, deadline, stages)
+        lost_replicas = sum(1 for r in current.replicas if r.node in lost_nodes)
+        counts = _solve_sub_problem(problem, kept_of, opened, group_of_pool, pool_of_node, allowance, lost_replicas,
+                                    deadline, stages)
         if isinstance(counts, str):
             return counts
         packed = _pack(problem, counts, opened, lost_nodes)
@@ -213,7 +215,8 @@ def _aligned_free_gpus(node: OpenNode, size: int) -> int:
     )
 
 
-def _solve_sub_problem(problem, kept_of, opened, group_of_pool, pool_of_node, allowance, deadline, stages) -> list[int] | str:
+def _solve_sub_problem(problem, kept_of, opened, group_of_pool, pool_of_node, allowance, lost_replicas, deadline,
+                       stages) -> list[int] | str:
     """New replicas per candidate: cheapest repair first, then the fewest starts whose new nodes cost
     at most `allowance` $/h (the cap minus what the kept nodes cost)."""
     solver = pywraplp.Solver.CreateSolver("SCIP")
@@ -273,7 +276,7 @@ def _solve_sub_problem(problem, kept_of, opened, group_of_pool, pool_of_node, al
                 add_row(solver, [*[(replicas[c], 1) for c in cands], (new_nodes[g], -1)], upper=room)
     cost = solver.Sum([group.cost_units * new_nodes[g] for g, group in enumerate(groups)])
     solver.Minimize(cost)
-    first = run_stage(solver, "incremental repair: cheapest", max(0.2, (deadline - time.monotonic()) / 2),
+    first = run_stage(solver, "incremental repair: cheapest", max(0.5, (deadline - time.monotonic()) * 0.7),
                       cost_objective=True)
     stages.append(first)
     if first.status not in ("optimal", "feasible"):
@@ -282,6 +285,10 @@ def _solve_sub_problem(problem, kept_of, opened, group_of_pool, pool_of_node, al
     if first.objective is not None and first.objective > cap_units / COST_UNITS_PER_DOLLAR + 1e-9:
         return f"the cheapest repair needs {first.objective:.2f} $/h of new nodes, above the cap's {allowance:.2f}"
     hint = [round(v.solution_value()) for v in new_nodes], [round(v.solution_value()) for v in replicas]
+    if sum(hint[1]) <= lost_replicas:
+        # No more starts than replicas lost: the second stage could only trade cost for fewer
+        # starts, and at 2,000 nodes it costs as much time again; skipped.
+        return hint[1]
     flags_hint = [(flag, 1.0 if hint[1][c] else 0.0) for c, flag in used_flags.items()]
     solver.Add(cost <= cap_units)
     solver.Minimize(solver.Sum(replicas))

@@ -63,8 +63,9 @@ from .spec import Fleet, InputError, ModelsFile, Spread
 DEFAULT_COST_TOLERANCE = 0.02
 # Share of the time limit the reference solve may use; the move-minimising stage gets the rest.
 REFERENCE_SHARE = 0.5
-# Share of the time limit the incremental repair may use before the full replan takes over.
-REPAIR_SHARE = 0.5
+# Share of the time limit the incremental repair may use before the full replan takes over: most
+# of it, as the repair is the path that meets the time limit (the full one builds the whole problem).
+REPAIR_SHARE = 0.8
 
 
 @dataclass(frozen=True)
