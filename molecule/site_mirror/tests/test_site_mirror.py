@@ -8,7 +8,8 @@ import tarfile
 
 import pytest
 
-testinfra_hosts = ["site-mirror"]
+# podman exec directly: an Ansible run per command costs seconds each.
+testinfra_hosts = ["podman://site-mirror"]
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 SCENARIO = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
 REGISTRY = "site-mirror:5000"
@@ -33,9 +34,9 @@ def skopeo(host, command, user=None, secret=None):
     if user is None:
         return host.run(f"skopeo {command} --no-creds")
     auth = base64.b64encode(f"{user}:{secret}".encode()).decode()
-    host.run("install -m 0600 /dev/null /tmp/verify-auth.json")
-    host.run(f"cat > /tmp/verify-auth.json <<'EOF'\n{json.dumps({'auths': {REGISTRY: {'auth': auth}}})}\nEOF")
-    return host.run(f"skopeo {command} --authfile /tmp/verify-auth.json")
+    authfile = json.dumps({"auths": {REGISTRY: {"auth": auth}}})
+    return host.run(f"umask 077 && printf '%s' '{authfile}' > /tmp/verify-auth.json && "
+                    f"skopeo {command} --authfile /tmp/verify-auth.json")
 
 
 @pytest.mark.parametrize(("repository", "archive", "path", "content"), [
@@ -43,15 +44,14 @@ def skopeo(host, command, user=None, secret=None):
     ("kubernetes/motd:2.0", "motd_2.0.oci.tar", "motd.txt", "a second image, other layers"),
 ])
 def test_image_pulls_through_tls_and_auth_and_is_the_archived_image(host, repository, archive, path, content):
-    host.run("rm -rf /tmp/pulled")
-    pulled = skopeo(host, f"copy --src-cert-dir {TRUST} docker://{REGISTRY}/{repository} dir:/tmp/pulled",
+    pulled = skopeo(host, f"copy --src-cert-dir {TRUST} docker://{REGISTRY}/{repository} dir:/tmp/pulled-{path}",
                     "node", password("node"))
     assert pulled.rc == 0, pulled.stderr
-    manifest = json.loads(host.file("/tmp/pulled/manifest.json").content_string)
+    manifest = json.loads(host.file(f"/tmp/pulled-{path}/manifest.json").content_string)
     assert manifest["config"]["digest"] == archive_config_digest(os.path.join(EPHEMERAL, archive))
     # The layer itself came down: the file the image was built with, byte for byte.
     layer = manifest["layers"][-1]["digest"].split(":")[1]
-    assert host.check_output(f"tar -xzOf /tmp/pulled/{layer} {path}") == content
+    assert host.check_output(f"tar -xzOf /tmp/pulled-{path}/{layer} {path}") == content
 
 
 def test_pull_without_credentials_is_refused(host):
