@@ -327,3 +327,60 @@ def test_policy_check_mode_writes_nothing(replay):
     result = mm.ensure_policy(admin, policy("planned", policy=TEAM_A_READ, users=["planner"]), True)
     assert result["actions"] == ["create policy", "attach to user planner"]
     assert replay.admin_requests(mutating_only=True) == [] and "planned" not in replay.policies
+
+
+# --- the modules as Ansible runs them ------------------------------------------------------------
+
+def test_modules_through_ansible_check_mode_then_apply_then_unchanged(store, replay, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    connection_vars = {"endpoint_url": replay.endpoint_url, "access_key": replay.access_key,
+                       "secret_key": replay.secret_key}
+    tasks = [
+        {"name": "bucket", "llmops.datacenter.minio_bucket": {
+            "name": "llmops-mb-ansible", "versioning": "enabled", "quota": 1 << 30,
+            "lifecycle_rules": [{"id": "abort-uploads", "abort_incomplete_multipart_days": 2}], **connection_vars}},
+        {"name": "user", "llmops.datacenter.minio_user": {
+            "name": "ansible-reader", "secret": "ansible-reader-secret", **connection_vars}},
+        {"name": "policy", "llmops.datacenter.minio_policy": {
+            "name": "ansible-read", "policy": TEAM_A_READ, "users": ["ansible-reader"], **connection_vars}},
+    ]
+    playbook = tmp_path / "minio.yml"
+    playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "connection": "local",
+                                     "vars": {"ansible_python_interpreter": sys.executable}, "tasks": tasks}]))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(root / "collections"), ANSIBLE_HOME=str(root / ".ansible"),
+               ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="json")
+
+    def run(*args):
+        result = subprocess.run([str(root / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", str(playbook),
+                                 *args], capture_output=True, text=True, env=env, check=False, timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert replay.secret_key not in result.stdout and "ansible-reader-secret" not in result.stdout
+        report = json.JSONDecoder().raw_decode(result.stdout)[0]  # the run report callback prints a line after
+        return {t["task"]["name"]: t["hosts"]["localhost"] for t in report["plays"][0]["tasks"]}
+
+    planned = run("--check", "--diff")
+    assert all(r["changed"] for r in planned.values())
+    assert planned["bucket"]["actions"] == ["create bucket", "set versioning enabled", "set lifecycle rules",
+                                           "set quota 1073741824"]
+    assert not s3_bucket_exists(replay, "llmops-mb-ansible") and "ansible-reader" not in replay.users
+    assert replay.admin_requests(mutating_only=True) == [] and replay.s3_writes() == []
+
+    applied = run("--diff")
+    assert all(r["changed"] for r in applied.values())
+    assert applied["policy"]["policy"]["users"] == ["ansible-reader"]
+    assert replay.users["ansible-reader"]["policies"] == ["ansible-read"]
+    replay.clear()
+    again = run()
+    assert not any(r["changed"] for r in again.values())
+    assert replay.admin_requests(mutating_only=True) == [] and replay.s3_writes() == []
+
+
+def s3_bucket_exists(replay, name):
+    s3, _ = connection(replay)
+    return s3.bucket_exists(name)

@@ -422,13 +422,19 @@ def ensure_policy(admin, params, check_mode):
     before = {"name": name, "policy": current} if current is not None else {}
     actions = []
     attached = {}
+    # In check mode an earlier task of the same run may only have planned the user or group.
     for user in users:
         state = _user_state(admin, user)
-        if state is None:
+        if state is None and not check_mode:
             raise MinioInputError(f"users: {user} does not exist on the server (create it with minio_user first)")
-        attached[("user", user)] = name in state["policies"]
+        attached[("user", user)] = state is not None and name in state["policies"]
     for group in groups:
-        attached[("group", group)] = name in _group_policies(admin, group)
+        try:
+            attached[("group", group)] = name in _group_policies(admin, group)
+        except MinioInputError:
+            if not check_mode:
+                raise
+            attached[("group", group)] = False
     before.update({"users": sorted(u for (k, u), on in attached.items() if k == "user" and on),
                    "groups": sorted(g for (k, g), on in attached.items() if k == "group" and on)} if attached else {})
 
