@@ -76,6 +76,9 @@ RUN chmod 0755 /opt/llmops/venv/bin/llmops \\
  && /opt/llmops/venv/bin/python -c "import vllm.entrypoints.openai.api_server"
 ENV PATH=/opt/llmops/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     PYTHONDONTWRITEBYTECODE=1
+# The lab image stops systemd with SIGRTMIN+3; the server stops on SIGTERM (the kubelet sends the
+# image's stop signal, and vLLM ignores the other one until it is killed at the grace period's end).
+STOPSIGNAL SIGTERM
 # The pod's command names the server; without one the image runs nothing.
 ENTRYPOINT []
 CMD ["python3", "-m", "vllm.entrypoints.openai.api_server", "--help"]
