@@ -497,8 +497,10 @@ def _tenant_objects(
     )
     container_limits: dict[str, Any] = {
         "type": "Container",
-        # Containers that name no resources get these, so the quota can count them.
-        "default": {"cpu": "1", "memory": "1Gi"},
+        # Containers that name no resources get these, so the quota can count them. No default CPU
+        # limit: the model servers request CPU without a limit (no throttling), and a default limit
+        # below their request makes the API server reject every pod.
+        "default": {"memory": "1Gi"},
         "defaultRequest": {"cpu": "100m", "memory": "256Mi"},
     }
     if device == "cuda" and workloads:

@@ -3,7 +3,10 @@
 Shaped like kubernetes.core's `k8s` runner: for each object fetch the live state, build the
 desired state, compare, and act only on a difference. An object is up to date when the live one
 holds every field we render with its value and our field manager owns no field we no longer
-render (its managedFields); only then is nothing sent. Otherwise it is applied server-side (a
+render (its managedFields), and it carries the hash of the rendering it was last applied from
+(annotation `llmops.io/rendered-sha256`: a value removed from inside an atomic list, such as a
+LimitRange's `limits`, leaves every rendered field in place and our manager owning the whole list,
+so only the hash tells); only then is nothing sent. Otherwise it is applied server-side (a
 dry run in check mode) and the server's answer is the diff's "after". Asking the server every
 time would not do on 1.20 (seen against a 1.20.2 API server): a repeated apply rewrites the
 object to bump its managedFields timestamp, and a dry-run apply of an unchanged
@@ -31,6 +34,7 @@ Rules:
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -48,7 +52,9 @@ _VOLATILE_METADATA = (
     "uid",
     "selfLink",
 )
-_VOLATILE_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
+RENDERED_HASH_ANNOTATION = "llmops.io/rendered-sha256"
+# Bookkeeping the diff leaves out (ours included: the fields it stands for show themselves).
+_VOLATILE_ANNOTATIONS = ("deployment.kubernetes.io/revision", RENDERED_HASH_ANNOTATION)
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 AUTOSCALER_KINDS = ("HorizontalPodAutoscaler", "ScaledObject")
 _ZERO_VALUES = (False, 0, "", None, [], {})
@@ -223,8 +229,15 @@ def _autoscaled_workloads(objects: Iterable[dict[str, Any]]) -> set[tuple[str, s
     }
 
 
+def rendered_hash(obj: dict[str, Any]) -> str:
+    """sha256 of the rendered object (canonical JSON): what `_body` records on every applied object."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def _body(obj: dict[str, Any], live: dict[str, Any] | None, autoscaled: set) -> dict[str, Any]:
     body = copy.deepcopy(obj)
+    # The rendering's hash, not the body's: an autoscaler moving the live replicas changes nothing here.
+    body["metadata"].setdefault("annotations", {})[RENDERED_HASH_ANNOTATION] = rendered_hash(obj)
     meta = obj["metadata"]
     if live is not None and (meta.get("namespace"), obj["kind"], meta["name"]) in autoscaled:
         live_replicas = (live.get("spec") or {}).get("replicas")
