@@ -2,10 +2,11 @@
 
 After a node or zone is lost, capacity is added or removed, or demand changes, the running plan
 is repaired rather than recomputed. When the only change is lost nodes (`--failed-node`; a lost
-zone is replanned in full), the incremental repair of `repair.py` runs first: every replica off the lost nodes stays where it is, and only the models
-that lost replicas are re-solved on the remaining capacity, in a fraction of the time of what
-follows. When it does not apply (the models changed, a replica is no longer offered) or its
-cheapest repair is above the cost cap (say, a lost rack of cheap owned nodes), the full replan runs:
+zone is replanned in full), the incremental repair of `repair.py` runs first: every replica off
+the lost nodes stays where it is, and only the models that lost replicas are re-solved on the
+remaining capacity, in a fraction of the time of what follows. When it does not apply (the
+models changed, a replica is no longer offered) or its cheapest repair is above the cost cap
+(say, a lost rack of cheap owned nodes), the full replan runs:
 
 1. Every replica of the current plan that is still valid stays where it is unless stopping it is
    cheaper within the tolerance: valid means its model is still in the models file, its node is
