@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The built-in lab: three Debian 12 systemd hosts as podman containers on one podman network.
-#   scripts/lab.sh up        install everything, build the image, start the hosts, run playbooks/site.yml
+#   scripts/lab.sh up        install everything, build the image and the Kubernetes bundle, start the hosts, run playbooks/site.yml
+#   LLMOPS_LAB_SERVING=kubernetes scripts/lab.sh up    the same, the models served by pods on the lab's cluster
 #   scripts/lab.sh start     only start the hosts (no playbook)
 #   scripts/lab.sh play P    run playbook P against the lab (extra args pass through)
 #   scripts/lab.sh status    show the hosts
@@ -31,6 +32,10 @@ start_hosts() {
   for host in "${HOSTS[@]}"; do
     if podman container exists "$host"; then
       [[ "$(podman inspect -f '{{.State.Running}}' "$host")" == true ]] || podman start "$host" >/dev/null
+      # Volumes and the cgroup namespace are set at creation only: a host from before the cluster lacks them.
+      if [[ "$(podman inspect -f '{{range .Mounts}}{{.Destination}} {{end}}' "$host")" != *"/var/lib/containerd"* ]]; then
+        echo "note: $host was created before the Kubernetes layer; 'scripts/lab.sh down' then 'up' recreates it" >&2
+      fi
       # Ports are published at creation only: a lab-control from before the gateway lacks 8080.
       if [[ "$host" == lab-control ]] && ! podman port "$host" 8080/tcp >/dev/null 2>&1; then
         echo "note: $host was created before the gateway; 'scripts/lab.sh down' then 'up' publishes it on 127.0.0.1:${GATEWAY_PORT}" >&2
@@ -41,8 +46,10 @@ start_hosts() {
     # /var/lib/containerd (the cluster's images and containers) is a volume on this machine's disk.
     publish=()
     [[ "$host" == lab-control ]] && publish=(--publish "127.0.0.1:${PROMETHEUS_PORT}:9090" --publish "127.0.0.1:${GATEWAY_PORT}:8080")
+    # A private cgroup namespace: with the host's, runc cannot mount /sys/fs/cgroup into the
+    # kubelet's pods inside these systemd containers.
     podman run --detach --name "$host" --hostname "$host" --network "$NETWORK" \
-      --systemd=always --privileged "${publish[@]}" \
+      --systemd=always --privileged --cgroupns=private "${publish[@]}" \
       --shm-size 1g --volume "$LLMOPS_ROOT/.cache/wheelhouse:/srv/llmops/wheelhouse:ro" \
       --volume /var/lib/containerd \
       --label io.llmops.lab=true "$LLMOPS_IMAGE" /sbin/init >/dev/null
@@ -63,6 +70,7 @@ start_hosts() {
   write_secrets
   write_gateway_keys
   write_object_store_keys
+  write_site_mirror_keys
 }
 
 # Lab credentials are generated once per checkout, never defaults; the file is git-ignored.
@@ -99,10 +107,22 @@ write_object_store_keys() {
   if ((added > 0)); then echo "object store keys ($added) written to $SECRETS"; fi
 }
 
+# The site mirror's registry users (the publisher loads images, the nodes pull), appended when missing.
+write_site_mirror_keys() {
+  local user key added=0
+  for user in publisher nodes; do
+    key="lab_site_mirror_${user}_password"
+    grep -q "^${key}:" "$SECRETS" && continue
+    (umask 077; echo "${key}: \"$(head -c 24 /dev/urandom | base64 | tr -d '/+=')\"" >> "$SECRETS")
+    added=$((added + 1))
+  done
+  if ((added > 0)); then echo "site mirror passwords ($added) written to $SECRETS"; fi
+}
+
 # The commands, from this file's header comment (one place to keep them).
 usage() {
   echo "usage: scripts/lab.sh COMMAND [ARGS]"
-  sed -n 's|^#   scripts/lab.sh |  |p' "$0"
+  sed -n 's|^#   \(LLMOPS_[A-Z_]*=[a-z]* \)\{0,1\}scripts/lab.sh |  \1|p' "$0"
 }
 
 play() {
@@ -158,11 +178,17 @@ document = {
     "prometheus": {"url": f"http://127.0.0.1:{prometheus_port}", "user": "admin",
                    "password": secrets.get("prometheus_web_admin_password")},
 }
+# The cluster's admin kubeconfig, written by the kubernetes role (mode 0600).
+kubeconfig = os.path.join(os.path.dirname(os.path.abspath(out)), "kubeconfig")
+if os.path.exists(kubeconfig):
+    document["kubeconfig"] = kubeconfig
 descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 os.fchmod(descriptor, 0o600)
 with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
     json.dump(document, handle, indent=2)
 print(f"\nOpenAI-compatible endpoint: {base}  (API keys per tenant in {out})")
+if "kubeconfig" in document:
+    print(f"Kubernetes: KUBECONFIG={document['kubeconfig']} .cache/kubernetes-1.20.2/bin/kubectl get nodes")
 example = next(((name, t["models"][0]) for name, t in tenants.items() if t["models"] and t["api_key"]), None)
 if example:
     tenant, model = example
@@ -189,11 +215,23 @@ case "${1:-}" in
     scripts/setup.sh
     # The lab's model (SmolLM2-135M, GGUF -> safetensors), cached after the first run.
     scripts/convert-model.sh
+    # Kubernetes 1.20.2 from Debian's source package, its images and bundle: ~15 min once, cached.
+    scripts/kube-build.sh
     start_hosts
+    serving_args=()
+    if [[ "${LLMOPS_LAB_SERVING:-hosts}" == kubernetes ]]; then
+      # The vLLM image the pods run, loaded into the site mirror (~10 min once, cached by its inputs).
+      scripts/build-serving-image.sh
+      # Prometheus scrapes host units only: none listen when the pods serve.
+      serving_args=(-e llmops_serving_target=kubernetes -e '{"prometheus_model_server_targets": []}')
+    elif [[ "${LLMOPS_LAB_SERVING:-hosts}" != hosts ]]; then
+      echo "LLMOPS_LAB_SERVING must be hosts or kubernetes, not '${LLMOPS_LAB_SERVING}'" >&2
+      exit 2
+    fi
     # Last thing `up` prints, also when site.yml or the target check fails.
     site_started=$(date +%s)
     trap 'run_report_summary "$site_started"' EXIT
-    play playbooks/site.yml "${@:2}"
+    play playbooks/site.yml "${serving_args[@]}" "${@:2}"
     write_endpoints
     user=admin
     pass=$(sed -n 's/^prometheus_web_admin_password: "\(.*\)"/\1/p' "$SECRETS")
