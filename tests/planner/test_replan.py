@@ -60,6 +60,9 @@ def test_losing_a_node_keeps_every_other_replica_and_replaces_only_the_lost(curr
 def test_losing_a_zone_leaves_a_valid_survivable_plan_outside_it(current):
     result = replan(current, FLEET, MODELS, failed_zones=["us-east-1b"], time_limit_s=4)
     assert validate_plan(result.plan, result.fleet, MODELS) == []
+    # A lost zone is not repaired around the kept replicas: the full replan may move them.
+    assert result.report.stages[0].status == "declined"
+    assert result.report.stages[0].message == "a lost zone is replanned in full"
     assert all(n.zone != "us-east-1b" for n in result.plan.nodes)
     assert result.count("lost") == sum(1 for r in current.replicas if r.node.startswith(("h100-use1b", "h200-use1b",
                                                                                          "l40s-use1b", "l4-use1b",
