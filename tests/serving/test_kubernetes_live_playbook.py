@@ -83,6 +83,7 @@ def test_the_playbook_applies_the_plan_admits_the_pods_and_changes_nothing_the_s
     ca.write_text("-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n")
     extra = inventory / "extra.yml"
     extra.write_text(yaml.safe_dump({
+        "llmops_serving_target": "kubernetes",
         "model_serving_plan_file": str(inventory / "plan.json"),
         "model_serving_hf_config_dir": str(LAB_VARS),
         "model_serving_inventory_hosts": {node.name: node.name for node in plan.nodes},
