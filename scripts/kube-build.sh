@@ -134,6 +134,12 @@ image() {
   chmod 1777 "$context/rootfs/tmp"
   cp "$BIN/$binary" "$context/rootfs/usr/local/bin/$binary"
   if [[ "$base" == scratch ]]; then
+    # A dynamically linked binary (Debian's etcd) brings the libraries and the loader it names;
+    # ldd prints nothing usable for the static Go binaries and pause.
+    local lib
+    for lib in $(ldd "$BIN/$binary" 2>/dev/null | grep -o '/[^ ]*' || true); do
+      install -D -m 0755 "$(readlink -f "$lib")" "$context/rootfs$lib"
+    done
     cat > "$context/Containerfile" <<EOF
 FROM scratch
 COPY rootfs/ /
@@ -156,7 +162,8 @@ EOF
     printf 'ENTRYPOINT ["/usr/local/bin/%s"]\n' "$binary" >> "$context/Containerfile"
   fi
   local stamp  # size and mtime stand for the binary: hashing them all would cost seconds per run
-  stamp=$( (stat -c '%s %Y' "$BIN/$binary"; cat "$context/Containerfile") | sha256sum | cut -c1-16)
+  stamp=$( (stat -c '%s %Y' "$BIN/$binary"; cat "$context/Containerfile"; cd "$context/rootfs" && find . -type f | sort) \
+    | sha256sum | cut -c1-16)
   if [[ -f "$archive" && "$(cat "$archive.stamp" 2>/dev/null)" == "$stamp" ]]; then
     return 0
   fi
