@@ -67,7 +67,7 @@ def test_malformed_archives_fail_naming_the_archive(tmp_path, kwargs, message):
 
 def test_a_missing_archive_fails_naming_it_before_the_registry_is_asked(tmp_path):
     skopeo = Skopeo()
-    with pytest.raises(oci_mirror.OciMirrorError, match="missing.oci.tar"):
+    with pytest.raises(oci_mirror.OciMirrorError, match=r"missing\.oci\.tar"):
         oci_mirror.sync_image(skopeo, "skopeo", str(tmp_path / "missing.oci.tar"), "127.0.0.1:5000/k/p:3.2")
     assert skopeo.calls == []
 
@@ -102,6 +102,6 @@ def test_another_image_under_the_tag_is_replaced(tmp_path):
 
 def test_a_registry_error_other_than_no_such_tag_fails_naming_the_reference(tmp_path):
     skopeo = Skopeo(inspect_error="Error: unauthorized: authentication required")
-    with pytest.raises(oci_mirror.OciMirrorError, match="127.0.0.1:5000/k/p:3.2: skopeo inspect failed: .*unauthorized"):
+    with pytest.raises(oci_mirror.OciMirrorError, match=r"127\.0\.0\.1:5000/k/p:3\.2: skopeo inspect failed: .*unauthorized"):
         oci_mirror.sync_image(skopeo, "skopeo", write_archive(tmp_path / "a.oci.tar"), "127.0.0.1:5000/k/p:3.2")
     assert [call[1] for call in skopeo.calls] == ["inspect"]
