@@ -14,8 +14,10 @@ system_packages=(podman runc debootstrap slirp4netns uidmap fuse-overlayfs iprou
                  golang-github-containernetworking-plugin-dnsname
                  prometheus prometheus-node-exporter prometheus-alertmanager
                  python3-venv python3-dev git curl
-                 golang-1.19-go golang-github-modern-go-reflect2-dev gcc libc6-dev)
-# The last line: scripts/kube-build.sh (Kubernetes 1.20.2 from Debian's source package, static pause).
+                 golang-1.19-go golang-github-modern-go-reflect2-dev gcc libc6-dev
+                 busybox-static)
+# The last lines: scripts/kube-build.sh (Kubernetes 1.20.2 from Debian's source package, static pause);
+# busybox-static: the molecule kubernetes scenario's test workload (an image FROM scratch).
 missing=()
 for pkg in "${system_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
