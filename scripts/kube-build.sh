@@ -59,6 +59,9 @@ echo "$TARBALL_SHA256  $tarball" | sha256sum -c --quiet || {
 phase "source tarball verified"
 
 export GOPATH="$CACHE/gopath" GO111MODULE=off GOFLAGS= GOPROXY=off CGO_ENABLED=0 GOCACHE="$CACHE/gocache"
+# openapi-gen resolves the standard library (time.Duration, ...) through `go` on PATH or GOROOT;
+# Debian's golang-1.19-go puts neither in place, and without them defaults fail as "Unsupported".
+export GOROOT="$(dirname "$(dirname "$GO")")" PATH="$(dirname "$GO"):$PATH"
 tree="$GOPATH/src/k8s.io/kubernetes"
 if [[ ! -f "$tree/.llmops-unpacked" ]]; then
   rm -rf "$tree"
