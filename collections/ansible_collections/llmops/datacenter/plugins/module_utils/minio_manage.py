@@ -17,6 +17,8 @@ import json
 import re
 from urllib.parse import urlsplit
 
+from ansible.module_utils.basic import missing_required_lib
+
 try:
     import certifi
     import urllib3
@@ -465,3 +467,17 @@ def ensure_policy(admin, params, check_mode):
     if attached:
         after.update({"users": users, "groups": groups})
     return {"changed": bool(actions), "actions": actions, "diff": {"before": before, "after": after}}
+
+
+def run_module(module, ensure, result_key):
+    """The body every minio_* module shares: connect, reconcile with ensure(s3, admin, params,
+    check_mode), and report the object under result_key, or fail naming the problem."""
+    if not HAS_MINIO:
+        module.fail_json(msg=missing_required_lib("minio"), exception=str(MINIO_IMPORT_ERROR))
+    try:
+        s3, admin = connect(module.params)
+        result = ensure(s3, admin, module.params, module.check_mode)
+    except (MinioInputError, MinioServerError) as error:
+        module.fail_json(msg=str(error))
+    module.exit_json(changed=result["changed"], actions=result["actions"], diff=result["diff"],
+                     **{result_key: result["diff"]["after"]})

@@ -122,15 +122,11 @@ bucket:
   sample: {name: llmops-team-a, versioning: enabled, quota: 536870912000}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmops.datacenter.plugins.module_utils.minio_manage import (
     CONNECTION_OPTIONS,
-    HAS_MINIO,
-    MINIO_IMPORT_ERROR,
-    MinioInputError,
-    MinioServerError,
-    connect,
     ensure_bucket,
+    run_module,
 )
 
 
@@ -154,15 +150,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    if not HAS_MINIO:
-        module.fail_json(msg=missing_required_lib("minio"), exception=str(MINIO_IMPORT_ERROR))
-    try:
-        s3, admin = connect(module.params)
-        result = ensure_bucket(s3, admin, module.params, module.check_mode)
-    except (MinioInputError, MinioServerError) as error:
-        module.fail_json(msg=str(error))
-    module.exit_json(changed=result["changed"], actions=result["actions"], bucket=result["diff"]["after"],
-                     diff=result["diff"])
+    run_module(module, ensure_bucket, "bucket")
 
 
 if __name__ == "__main__":

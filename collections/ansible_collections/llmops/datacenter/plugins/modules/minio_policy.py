@@ -98,15 +98,11 @@ policy:
     groups: []
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmops.datacenter.plugins.module_utils.minio_manage import (
     CONNECTION_OPTIONS,
-    HAS_MINIO,
-    MINIO_IMPORT_ERROR,
-    MinioInputError,
-    MinioServerError,
-    connect,
     ensure_policy,
+    run_module,
 )
 
 
@@ -122,15 +118,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    if not HAS_MINIO:
-        module.fail_json(msg=missing_required_lib("minio"), exception=str(MINIO_IMPORT_ERROR))
-    try:
-        _, admin = connect(module.params)
-        result = ensure_policy(admin, module.params, module.check_mode)
-    except (MinioInputError, MinioServerError) as error:
-        module.fail_json(msg=str(error))
-    module.exit_json(changed=result["changed"], actions=result["actions"], policy=result["diff"]["after"],
-                     diff=result["diff"])
+    run_module(module, lambda _s3, admin, params, check_mode: ensure_policy(admin, params, check_mode), "policy")
 
 
 if __name__ == "__main__":

@@ -92,15 +92,11 @@ user:
   sample: {access_key: team-a-read, status: enabled, policies: [team-a-read]}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmops.datacenter.plugins.module_utils.minio_manage import (
     CONNECTION_OPTIONS,
-    HAS_MINIO,
-    MINIO_IMPORT_ERROR,
-    MinioInputError,
-    MinioServerError,
-    connect,
     ensure_user,
+    run_module,
 )
 
 
@@ -117,15 +113,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    if not HAS_MINIO:
-        module.fail_json(msg=missing_required_lib("minio"), exception=str(MINIO_IMPORT_ERROR))
-    try:
-        _, admin = connect(module.params)
-        result = ensure_user(admin, module.params, module.check_mode)
-    except (MinioInputError, MinioServerError) as error:
-        module.fail_json(msg=str(error))
-    module.exit_json(changed=result["changed"], actions=result["actions"], user=result["diff"]["after"],
-                     diff=result["diff"])
+    run_module(module, lambda _s3, admin, params, check_mode: ensure_user(admin, params, check_mode), "user")
 
 
 if __name__ == "__main__":
