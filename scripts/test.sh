@@ -38,6 +38,15 @@ kube_bundle() {  # wait for the background build once; its status for every scen
   return "$kube_build_rc"
 }
 
+live_api_tests() {
+  local settings status
+  settings=$(scripts/kube-apiserver-local.sh up | sed -n 's/^export //p') || return 1
+  # shellcheck disable=SC2086  # NAME=value words for env
+  env $settings python -m pytest -q -p no:cacheprovider $(grep -rl LLMOPS_TEST_KUBECONFIG tests --include='test_*.py')
+  status=$?
+  scripts/kube-apiserver-local.sh down
+  return "$status"
+}
 failed=()
 passed=()
 step() {  # step NAME COMMAND...: run, time and record one gate
@@ -72,7 +81,14 @@ if ((run_molecule)); then
   for scenario in "${scenarios[@]}"; do
     if [[ "$needs_bundle" == *" $scenario "* ]]; then late+=("$scenario"); else early+=("$scenario"); fi
   done
-  for scenario in "${early[@]}" "${late[@]}"; do
+  for scenario in "${early[@]}"; do step "molecule $scenario" molecule test -s "$scenario"; done
+  # The rollout's tests against a real API server (scripts/kube-apiserver-local.sh: etcd, API server
+  # and controller manager from the bundle, no nodes); pytest above skips them without one.
+  if ((run_pytest)); then
+    if kube_bundle; then step "kubernetes API (live rollout tests)" live_api_tests
+    else failed+=("kubernetes API (kube-build failed)"); fi
+  fi
+  for scenario in "${late[@]}"; do
     if [[ "$needs_bundle" == *" $scenario "* ]] && ! kube_bundle; then
       failed+=("molecule $scenario (kube-build failed)"); continue
     fi
