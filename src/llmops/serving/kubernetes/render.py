@@ -117,6 +117,8 @@ class RenderOptions:
     gateway_namespace: str = "llmops-gateway"
     gateway_cidrs: tuple[str, ...] = ()
     monitoring_namespace: str = "monitoring"
+    # A Prometheus outside the cluster (on a host, scraping pod IPs) has no namespace to select.
+    monitoring_cidrs: tuple[str, ...] = ()
     model_store_egress: tuple[EgressRule, ...] = (EgressRule("0.0.0.0/0", (443,)),)
     cpu_per_gpu: float = 4.0
     memory_gib_per_gpu: int = 32
@@ -354,6 +356,10 @@ def _network_policies(namespace: str, options: RenderOptions, versions: ApiVersi
         {"namespaceSelector": _namespace_selector(options.gateway_namespace, versions)}
     ]
     gateway_peers += [{"ipBlock": {"cidr": cidr}} for cidr in options.gateway_cidrs]
+    monitoring_peers: list[dict[str, Any]] = [
+        {"namespaceSelector": _namespace_selector(options.monitoring_namespace, versions)}
+    ]
+    monitoring_peers += [{"ipBlock": {"cidr": cidr}} for cidr in options.monitoring_cidrs]
     policies = [
         # Nothing in, nothing out, unless a policy below allows it.
         policy("llmops-default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
@@ -394,14 +400,7 @@ def _network_policies(namespace: str, options: RenderOptions, versions: ApiVersi
             {
                 "podSelector": servers,
                 "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [
-                            {"namespaceSelector": _namespace_selector(options.monitoring_namespace, versions)}
-                        ],
-                        "ports": port,
-                    }
-                ],
+                "ingress": [{"from": monitoring_peers, "ports": port}],
             },
         ),
     ]

@@ -83,6 +83,8 @@ def render_options(params: dict) -> RenderOptions:
         values["fetch_command"] = tuple(params["fetch_command"])
     if params.get("gateway_cidrs") is not None:
         values["gateway_cidrs"] = tuple(params["gateway_cidrs"])
+    if params.get("monitoring_cidrs") is not None:
+        values["monitoring_cidrs"] = tuple(params["monitoring_cidrs"])
     if params.get("model_store_egress") is not None:
         values["model_store_egress"] = tuple(
             EgressRule(rule["cidr"], tuple(rule["ports"])) for rule in params["model_store_egress"]

@@ -159,6 +159,42 @@ def model_server_job(model_server_targets, job_name, metrics_path, field="model_
     return {"job_name": job_name, "metrics_path": metrics_path, "target_groups": groups}
 
 
+_POD_JOB_OPTIONS = ("job_name", "targets_file", "metrics_path", "scrape_interval", "scrape_timeout")
+
+
+def kubernetes_pod_job(job, field):
+    """A scrape job for model-server pods, from the targets file kubernetes_pod_targets keeps.
+
+    Prometheus as Debian builds it has no Kubernetes discovery; the pods reach it through file
+    discovery instead, already filtered (serving pods, the model server's named port) and labelled
+    model, tenant, pool, workload, plan, namespace, pod and node. Prometheus watches the file, so
+    pods that come and go need no reload.
+    """
+    if not isinstance(job, dict):
+        raise PrometheusFileError(f"{field}: expected a mapping with job_name and targets_file")
+    job = {key: value for key, value in job.items() if value is not None}
+    unknown = sorted(set(job) - set(_POD_JOB_OPTIONS))
+    if unknown:
+        raise PrometheusFileError(f"{field}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(_POD_JOB_OPTIONS)}")
+    name = job.get("job_name")
+    if not isinstance(name, str) or not name.strip():
+        raise PrometheusFileError(f"{field}.job_name: a non-empty string is required")
+    targets_file = job.get("targets_file")
+    if not isinstance(targets_file, str) or not targets_file.startswith("/") or not targets_file.endswith(".json"):
+        raise PrometheusFileError(f"{field}.targets_file: {targets_file!r} must be an absolute path ending in .json")
+    rendered = {"job_name": name}
+    for option in ("scrape_interval", "scrape_timeout"):
+        _validate_duration(job.get(option), f"{field}.{option}")
+        if job.get(option) is not None:
+            rendered[option] = str(job[option])
+    metrics_path = str(job.get("metrics_path", "/metrics"))
+    if not metrics_path.startswith("/"):
+        raise PrometheusFileError(f"{field}.metrics_path: {metrics_path!r} must start with /")
+    rendered["metrics_path"] = metrics_path
+    rendered["file_sd_configs"] = [{"files": [targets_file]}]
+    return rendered
+
+
 _ALERTMANAGER_OPTIONS = ("targets", "scheme", "path_prefix", "timeout", "basic_auth", "tls_config")
 
 
@@ -206,6 +242,7 @@ def build_config(
     model_server_job_name="model-servers",
     model_server_metrics_path="/metrics",
     alerting=None,
+    kubernetes_pod_jobs=None,
 ):
     """The whole prometheus.yml text."""
     rendered_global = {}
@@ -227,6 +264,15 @@ def build_config(
     seen = {}
     for job, field in zip(jobs, fields, strict=True):
         rendered = build_scrape_job(job, field)
+        if rendered["job_name"] in seen:
+            raise PrometheusFileError(
+                f"{field}.job_name: {rendered['job_name']!r} is already used by {seen[rendered['job_name']]}; job names must be unique"
+            )
+        seen[rendered["job_name"]] = field
+        rendered_jobs.append(rendered)
+    for index, job in enumerate(kubernetes_pod_jobs or []):
+        field = f"kubernetes_pod_jobs[{index}]"
+        rendered = kubernetes_pod_job(job, field)
         if rendered["job_name"] in seen:
             raise PrometheusFileError(
                 f"{field}.job_name: {rendered['job_name']!r} is already used by {seen[rendered['job_name']]}; job names must be unique"

@@ -149,6 +149,12 @@ options:
     description: Namespace of the Prometheus allowed to scrape the model servers.
     type: str
     default: monitoring
+  monitoring_cidrs:
+    description:
+      - Address ranges outside the cluster also allowed to scrape the model servers (a Prometheus on a host
+        that scrapes pod IPs, as the prometheus role's C(prometheus_kubernetes_pods) does).
+    type: list
+    elements: str
   model_store_egress:
     description: Where the init container may connect to fetch models; default any address on port 443.
     type: list
@@ -354,6 +360,7 @@ def argument_spec() -> dict:
         render_namespaces={"type": "bool", "default": True},
         gateway_namespace={"type": "str", "default": "llmops-gateway"},
         gateway_cidrs={"type": "list", "elements": "str"},
+        monitoring_cidrs={"type": "list", "elements": "str"},
         monitoring_namespace={"type": "str", "default": "monitoring"},
         model_store_egress={
             "type": "list",

@@ -128,6 +128,39 @@ options:
     description: Metrics path of the model servers (vLLM serves C(/metrics)).
     type: str
     default: /metrics
+  kubernetes_pod_jobs:
+    description:
+      - Scrape jobs for model-server pods of a Kubernetes cluster, scraped at their pod IPs (the Prometheus
+        host needs a route to the pod network).
+      - The targets come from a file discovery file (C(file_sd_configs)) that the collection's
+        C(kubernetes_pod_targets) program keeps from the API server, already filtered to serving pods and
+        their model server port and labelled C(model), C(tenant), C(pool), C(workload), C(plan),
+        C(namespace), C(pod) and C(node); the prometheus role installs it (see docs/monitoring.md).
+        Debian's Prometheus is built without Kubernetes discovery, so this works with every build.
+      - Give a job the model servers' job name so the built-in serving rules (which select on C(model)) cover
+        the pods as they cover host units.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      job_name:
+        description: Unique job name; becomes the C(job) label.
+        type: str
+        required: true
+      targets_file:
+        description: The discovery file, an absolute path ending in C(.json); Prometheus watches it for changes.
+        type: path
+        required: true
+      metrics_path:
+        description: Metrics path of the model servers (vLLM serves C(/metrics) on its API port).
+        type: str
+        default: /metrics
+      scrape_interval:
+        description: Overrides the global scrape interval.
+        type: str
+      scrape_timeout:
+        description: Overrides the global scrape timeout.
+        type: str
 author:
   - llmops maintainers
 """
@@ -158,6 +191,20 @@ EXAMPLES = r"""
         targets: [10.0.0.11:8000, 10.0.0.12:8000]
         labels:
           gpu_type: h100
+  notify: Reload prometheus
+
+- name: Scrape the model-server pods of a Kubernetes cluster, under the model servers' rules
+  llmops.datacenter.prometheus_config:
+    path: /etc/prometheus/prometheus.yml
+    promtool: /usr/bin/promtool
+    owner: root
+    group: prometheus
+    mode: "0640"
+    rule_files:
+      - /etc/prometheus/rules/*.rules.yml
+    kubernetes_pod_jobs:
+      - job_name: model-servers
+        targets_file: /var/lib/prometheus/kubernetes-pods/model-servers.json
   notify: Reload prometheus
 """
 
@@ -236,6 +283,18 @@ def main():
             "model_server_targets": {"type": "list", "elements": "dict", "default": []},
             "model_server_job_name": {"type": "str", "default": "model-servers"},
             "model_server_metrics_path": {"type": "str", "default": "/metrics"},
+            "kubernetes_pod_jobs": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "job_name": {"type": "str", "required": True},
+                    "targets_file": {"type": "path", "required": True},
+                    "metrics_path": {"type": "str", "default": "/metrics"},
+                    "scrape_interval": {"type": "str"},
+                    "scrape_timeout": {"type": "str"},
+                },
+            },
         },
         add_file_common_args=True,
         supports_check_mode=True,
@@ -253,6 +312,7 @@ def main():
             params["model_server_job_name"],
             params["model_server_metrics_path"],
             params["alerting"],
+            params["kubernetes_pod_jobs"],
         )
 
     write_validated(module, render, ["check", "config"])
