@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import re
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -80,7 +81,9 @@ def test_the_playbook_applies_the_plan_admits_the_pods_and_changes_nothing_the_s
     plan = make_plan(fleet, models, time_limit_s=10)
     (inventory / "plan.json").write_text(json.dumps(plan.to_json_dict()))
     ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "ca.key"), "-out", str(ca), "-days", "1", "-subj", "/CN=test store CA"],
+                   check=True, capture_output=True)
     extra = inventory / "extra.yml"
     extra.write_text(yaml.safe_dump({
         "llmops_serving_target": "kubernetes",
@@ -112,7 +115,9 @@ def test_the_playbook_applies_the_plan_admits_the_pods_and_changes_nothing_the_s
         assert data["LLMOPS_S3_BUCKET"] == "llmops-team-a"
         assert data["LLMOPS_S3_ACCESS_KEY"] == "TEAMAREAD" and data["LLMOPS_S3_SECRET_KEY"] == "team-a-secret-0123"
         assert data["LLMOPS_S3_ENDPOINT_URL"] == "https://store.invalid:8333"
-        assert data["LLMOPS_S3_CA_BUNDLE"].startswith("-----BEGIN CERTIFICATE-----")
+        # The PEM as the CA file holds it: TLS must load it (a stray literal "\\n" once broke every fetch).
+        assert data["LLMOPS_S3_CA_BUNDLE"].strip() == ca.read_text().strip()
+        ssl.create_default_context(cadata=data["LLMOPS_S3_CA_BUNDLE"])
 
         deployments = apps.list_namespaced_deployment("team-a", label_selector="llmops.io/plan=k8s-playbook-check").items
         assert sorted(d.metadata.name for d in deployments) == ["smollm2-135m-lab-a", "smollm2-135m-lab-b"]

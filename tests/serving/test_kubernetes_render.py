@@ -242,6 +242,15 @@ def test_the_cpu_rendering_asks_for_no_gpus_and_runs_the_cpu_engine_arguments():
         assert "VLLM_CPU_KVCACHE_SPACE" in {e["name"] for e in vllm["env"]}
 
 
+def test_pods_use_the_nodes_resolver_only_where_the_cluster_has_no_dns_addon():
+    # Without CoreDNS a ClusterFirst pod asks a DNS Service that does not exist and cannot resolve
+    # the model store's host name; the init step then fails on every start.
+    for policy, expected in (("ClusterFirst", None), ("Default", "Default")):
+        objects = render(cases.spec("cpu"), autoscaler="none", dns_policy=policy)
+        for deployment in of_kind(objects, "Deployment").values():
+            assert deployment["spec"]["template"]["spec"].get("dnsPolicy") == expected
+
+
 def test_a_replica_wider_than_its_node_becomes_a_leaderworkerset_of_node_sized_pods():
     objects = render(multi_node_spec())
     lws = of_kind(objects, "LeaderWorkerSet")
@@ -378,6 +387,7 @@ def test_a_declared_gpu_quota_below_the_plan_fails_naming_the_tenant():
         ({"plan_name": "Lab_1"}, "plan_name"),
         ({"image": ""}, "image"),
         ({"cpu_per_gpu": 0}, "cpu_per_gpu"),
+        ({"dns_policy": "ClusterFirstWithHostNet"}, "dns_policy"),
     ],
 )
 def test_bad_options_fail_naming_the_option_and_the_accepted_values(options, field):

@@ -157,7 +157,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         if ca_bundle and not ca_file:
             # The CA came as text (a Secret key through envFrom); ssl wants a file.
             ca_file = os.path.join(scratch, "ca.pem")
-            Path(ca_file).write_text(ca_bundle, encoding="utf-8")
+            Path(ca_file).write_text(ca_bundle.strip() + "\n", encoding="utf-8")
         factory = model_cache.client_factory_for(endpoint_url, access_key, secret_key, region, ca_file)
         try:
             result = model_cache.fetch_model(

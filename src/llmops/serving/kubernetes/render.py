@@ -54,6 +54,7 @@ QUOTA_NAME = "llmops-serving-quota"
 LIMIT_RANGE_NAME = "llmops-serving-limits"
 PRIORITY_BASE = 100_000
 AUTOSCALERS = ("hpa", "keda", "none")
+DNS_POLICIES = ("ClusterFirst", "Default")
 SCALING_METRICS = ("in_flight", "requests_per_second")
 # Kinds in the order they are applied: what others reference first.
 KIND_ORDER = (
@@ -130,6 +131,9 @@ class RenderOptions:
     termination_grace_s: int = 30
     # Endpoint removal reaches the gateway before the server stops taking requests.
     pre_stop_sleep_s: int = 5
+    # ClusterFirst (the cluster's DNS, e.g. CoreDNS) or Default (the node's resolv.conf): a cluster
+    # without a DNS addon (the lab's) resolves the model store's host name only through the node.
+    dns_policy: str = "ClusterFirst"
 
 
 @dataclass
@@ -194,6 +198,10 @@ def _check_options(options: RenderOptions) -> list[str]:
     if options.autoscaler not in AUTOSCALERS:
         problems.append(
             f"autoscaler: {options.autoscaler!r} is not accepted; accepted: {', '.join(AUTOSCALERS)}"
+        )
+    if options.dns_policy not in DNS_POLICIES:
+        problems.append(
+            f"dns_policy: {options.dns_policy!r} is not accepted; accepted: {', '.join(DNS_POLICIES)}"
         )
     if options.scaling_metric not in SCALING_METRICS:
         problems.append(
@@ -619,6 +627,7 @@ def _pod_template(
     spec: dict[str, Any] = {
         "priorityClassName": priority_class_name(workload.priority),
         "enableServiceLinks": False,
+        **({"dnsPolicy": options.dns_policy} if options.dns_policy != "ClusterFirst" else {}),
         "terminationGracePeriodSeconds": options.termination_grace_s,
         "affinity": {
             "nodeAffinity": {

@@ -56,6 +56,7 @@ RENDER_OPTIONS = (
     "image", "plan_name", "fetch_image", "model_store_secret", "service_account", "autoscaler", "scaling_metric",
     "prometheus_url", "default_namespace", "render_namespaces", "gateway_namespace", "monitoring_namespace",
     "cpu_per_gpu", "memory_gib_per_gpu", "cpu_device_cores", "cpu_device_memory_gib", "model_cache_size_gib",
+    "dns_policy",
 )  # fmt: skip
 
 

@@ -145,6 +145,13 @@ options:
     description: Address ranges outside the cluster also allowed to reach the model servers (the lab's gateway).
     type: list
     elements: str
+  dns_policy:
+    description:
+      - The pods' C(dnsPolicy). C(ClusterFirst) uses the cluster's DNS addon; C(Default) the node's
+        C(resolv.conf), for a cluster without a DNS addon (the model fetch step must resolve the store's host name).
+    type: str
+    choices: [ClusterFirst, Default]
+    default: ClusterFirst
   monitoring_namespace:
     description: Namespace of the Prometheus allowed to scrape the model servers.
     type: str
@@ -350,6 +357,7 @@ def argument_spec() -> dict:
         service_account={"type": "str"},
         plan_name={"type": "str", "default": "default"},
         autoscaler={"type": "str", "choices": ["hpa", "keda", "none"], "default": "hpa"},
+        dns_policy={"type": "str", "choices": ["ClusterFirst", "Default"], "default": "ClusterFirst"},
         scaling_metric={
             "type": "str",
             "choices": ["in_flight", "requests_per_second"],
