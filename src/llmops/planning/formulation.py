@@ -289,6 +289,8 @@ class AggregateModel:
     """Per candidate of a spread=node model: 1 when it has a replica (the node-loss rule needs it)."""
     blocked: dict[tuple[int, int], pywraplp.Variable] = field(default_factory=dict)
     """Per (pool group, threshold): replicas larger than the threshold there (add_node_spread)."""
+    largest_used: dict[int, pywraplp.Variable] = field(default_factory=dict)
+    """Per spread=node model: the largest capacity among its candidates in use (add_survival)."""
 
     def complete_hint(
         self, node_counts: Sequence[int], replica_counts: Sequence[int], extra: Sequence[tuple] = ()
@@ -306,6 +308,10 @@ class AggregateModel:
         for c, var in self.replica_used.items():
             variables.append(var)
             values.append(1.0 if replica_counts[c] else 0.0)
+        for m, var in self.largest_used.items():
+            variables.append(var)
+            values.append(float(max((self.problem.candidates[c].capacity_units
+                                     for c in self.problem.candidates_of_model[m] if replica_counts[c]), default=0)))
         for (group, threshold), var in self.blocked.items():
             variables.append(var)
             values.append(float(sum(replica_counts[c] for c in self.problem.large_candidates(group, threshold))))
@@ -411,34 +417,43 @@ def add_survival(
         sum over candidates outside z of capacity * replicas >= survive units * served.
     spread=node (at most one replica per node, add_node_spread): losing a node loses one replica,
     of the largest capacity among the candidates in use, so with used_c = 1 when replicas_c > 0:
-        total capacity - capacity_c * used_c >= survive units * served   for every candidate c.
+        total capacity - capacity_c * used_c >= survive units * served   for every candidate c,
+    written as  largest >= capacity_c * used_c  for every c  and  total capacity - largest >=
+    survive units * served: the same set, and the same linear relaxation (its projection is the max
+    over c), with 3n nonzeros instead of n^2 (at 2,000 x 300 those quadratic rows were most of the
+    model, slowing its build, every relaxation and every neighbourhood round).
     Both are exact for the aggregate counts; in the relaxation used_c may be fractional, which only
-    weakens the rows, so the relaxation stays a relaxation. Returns the used_c variables.
+    weakens the rows, so the relaxation stays a relaxation. Returns the used_c variables and
+    `largest` (None unless spread=node).
     """
     deployment = problem.deployments[model_index]
     members = problem.candidates_of_model[model_index]
     need = problem.survive_units(model_index)
     used: dict[int, pywraplp.Variable] = {}
+    largest = None
     if problem.needs_zone_spread(model_index):
         for zone in problem.zones_of_model(model_index):
             terms = [(replicas[c], problem.candidates[c].capacity_units) for c in members
                      if problem.groups[problem.candidates[c].group].zone != zone]
             add_row(solver, terms, lower=0, served=served, served_coefficient=-need)
     elif deployment.spread == Spread.node:
-        total = [(replicas[c], problem.candidates[c].capacity_units) for c in members]
+        capacity = {c: problem.candidates[c].capacity_units for c in members}
+        # Continuous: any value >= the largest capacity in use satisfies the rows equally.
+        largest = solver.NumVar(0, max(capacity.values()), f"largest_used[{model_index}]")
         for c in members:
             flag = solver.Var(0, 1, integer, f"replica_used[{c}]")
             used[c] = flag
             add_row(solver, [(replicas[c], 1), (flag, -problem.replica_upper_bound(c))], upper=0)
-            add_row(solver, [*total, (flag, -problem.candidates[c].capacity_units)], lower=0, served=served,
-                    served_coefficient=-need)
-    return used
+            add_row(solver, [(largest, 1), (flag, -capacity[c])], lower=0)
+        add_row(solver, [*[(replicas[c], capacity[c]) for c in members], (largest, -1)], lower=0, served=served,
+                served_coefficient=-need)
+    return used, largest
 
 
 def add_zone_and_node_survival(model: AggregateModel, model_index: int, integer: bool) -> None:
     """Constraint family: the model survives the loss of any one zone (spread=zone) or node (spread=node)."""
     members = model.problem.candidates_of_model[model_index]
-    used = add_survival(
+    used, largest = add_survival(
         model.solver,
         model.problem,
         model_index,
@@ -447,6 +462,8 @@ def add_zone_and_node_survival(model: AggregateModel, model_index: int, integer:
         integer,
     )
     model.replica_used.update(used)
+    if largest is not None:
+        model.largest_used[model_index] = largest
 
 
 def add_node_spread(model: AggregateModel, model_index: int) -> None:
