@@ -110,3 +110,118 @@ def test_bounds_never_exceed_an_optimal_plan_on_generated_fleets(seed):
     if plan.status == "optimal":
         # Zero but for the price rounding taken off the bound (catalog prices have up to 6 decimals).
         assert plan.gap < 1e-5
+
+
+# --- The node-loss rows in linear size, and the bounds against every validated plan -----------------
+
+
+def _quadratic_add_survival(solver, problem, model_index, replicas, served, integer):
+    """The node-loss rows as first written (one full capacity sum per candidate): the reference the
+    linear rows of formulation.add_survival must match."""
+    from llmops.planning.formulation import add_row
+    from llmops.planning.spec import Spread
+
+    members = problem.candidates_of_model[model_index]
+    need = problem.survive_units(model_index)
+    used = {}
+    if problem.needs_zone_spread(model_index):
+        for zone in problem.zones_of_model(model_index):
+            terms = [(replicas[c], problem.candidates[c].capacity_units) for c in members
+                     if problem.groups[problem.candidates[c].group].zone != zone]
+            add_row(solver, terms, lower=0, served=served, served_coefficient=-need)
+    elif problem.deployments[model_index].spread == Spread.node:
+        total = [(replicas[c], problem.candidates[c].capacity_units) for c in members]
+        for c in members:
+            used[c] = solver.Var(0, 1, integer, f"replica_used[{c}]")
+            add_row(solver, [(replicas[c], 1), (used[c], -problem.replica_upper_bound(c))], upper=0)
+            add_row(solver, [*total, (used[c], -problem.candidates[c].capacity_units)], lower=0, served=served,
+                    served_coefficient=-need)
+    return used, None
+
+
+def _quadratic_node_floor(problem, m):
+    """model_gpu_cost_floor's node-loss model as first written, solved to optimality (None if not proven)."""
+    from ortools.sat.python import cp_model
+
+    from llmops.planning.formulation import gpu_price_units
+
+    members = problem.candidates_of_model[m]
+    cp = cp_model.CpModel()
+    x = {c: cp.new_int_var(0, problem.replica_upper_bound(c), f"x{c}") for c in members}
+    capacity = {c: problem.candidates[c].capacity_units for c in members}
+    total = sum(capacity[c] * x[c] for c in members)
+    cp.add(total >= problem.demand_units(m))
+    cp.add(sum(x.values()) >= problem.deployments[m].min_replicas)
+    for c in members:
+        used = cp.new_bool_var(f"used{c}")
+        cp.add(x[c] <= problem.replica_upper_bound(c) * used)
+        cp.add(total - capacity[c] * used >= problem.survive_units(m))
+    cp.minimize(sum(gpu_price_units(problem, c) * x[c] for c in members))
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.max_time_in_seconds = 20
+    return round(solver.objective_value) if solver.solve(cp) == cp_model.OPTIMAL else None
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6, 7])
+def test_linear_node_loss_rows_give_the_same_floors_and_relaxation(seed, monkeypatch):
+    # The rewrite must be exact: the same per-model floors (the proven minima) and the same LP value.
+    from llmops.planning import formulation
+    from llmops.planning.spec import Spread
+
+    fleet, models = generate("small", seed)
+    problem = build_problem(fleet, models)
+    placeable = [m for m, members in problem.candidates_of_model.items() if members]
+    floors = {m: model_gpu_cost_floor(problem, m)[0] for m in placeable}
+    node_models = [m for m in placeable if problem.deployments[m].spread == Spread.node]
+    for m in node_models:
+        reference = _quadratic_node_floor(problem, m)
+        assert reference is not None and floors[m] == reference, problem.deployments[m].name
+    # Without the floor cuts too: those often dominate the node-loss rows in the relaxation.
+    linear = [relaxation_lower_bound(problem, placeable, cuts) for cuts in (floors, {})]
+    monkeypatch.setattr(formulation, "add_survival", _quadratic_add_survival)
+    quadratic = [relaxation_lower_bound(problem, placeable, cuts) for cuts in (floors, {})]
+    assert linear == pytest.approx(quadratic, rel=1e-9)
+
+
+def test_linear_node_loss_rows_keep_the_node_loss_rule():
+    # Two spread=node replicas are needed where one would carry the demand: losing either node must
+    # leave the demand, so the plan keeps two whole replicas (and two nodes), and the floor says so.
+    fleet, models = inputs(
+        [pool("l4", gpu="L4-24GB", gpus=1, cost=0.8048, max_nodes=4)],
+        [model("chat", rps=0.2, spread="node")],
+    )
+    problem = build_problem(fleet, models)
+    floor, mix = model_gpu_cost_floor(problem, 0)
+    assert sum(mix.values()) == 2 and floor / COST_UNITS_PER_DOLLAR == pytest.approx(2 * 0.8048)
+    plan, _ = solve_with_report(fleet, models, time_limit_s=10)
+    assert len({r.node for r in plan.replicas}) == 2 and plan.cost_per_hour == pytest.approx(2 * 0.8048)
+
+
+def _bounds_hold_against_every_valid_plan(fleet_data, models_data):
+    from llmops.planning.baselines import careful_heuristic, first_fit_decreasing
+    from llmops.planning.validator import validate
+
+    fleet, models = parse_fleet(fleet_data), parse_models(models_data)
+    plan, report = solve_with_report(fleet, models, time_limit_s=2)
+    if plan.unplaced:
+        return  # the bounds are for serving every model; a partial plan has its own
+    plans = [plan, careful_heuristic(fleet, models), first_fit_decreasing(fleet, models)]
+    for other in plans:
+        if other.unplaced or validate(other, fleet, models):
+            continue
+        for name, bound in report.lower_bounds.items():
+            assert bound <= other.cost_per_hour + 1e-6, (name, bound, other.cost_per_hour)
+        assert plan.lower_bound_per_hour <= other.cost_per_hour + 1e-6
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from .test_properties import fleets, model_sets  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet_data=fleets(), models_data=model_sets())
+def test_no_bound_exceeds_any_validated_plan(fleet_data, models_data):
+    # Ours, the careful engineer's and FFD's plans, wherever they serve everything and validate.
+    _bounds_hold_against_every_valid_plan(fleet_data, models_data)
