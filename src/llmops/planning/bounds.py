@@ -33,6 +33,17 @@ always exists (see that method), so a bound on it bounds the optimum.
 
 The solver reports the max of these, each valid, so the max is too. Prices rounded to cost units
 can shift a plan's cost by at most `PlacementProblem.cost_rounding_error`, which is subtracted.
+
+What does not tighten it (measured at 200 x 50, see docs/planner-benchmarks.md):
+- Column generation over node patterns (Gilmore-Gomory): with tensor-parallel degrees and GPUs
+  per node powers of two, every TP size divides the node, so one node's integer loads have the
+  same convex hull as its GPU-count knapsack; the pattern master's LP equals relaxation (2).
+- Column generation over each model's whole integer replica mixes (Dantzig-Wolfe, pricing with
+  `model_gpu_cost_floor`'s model at the coupling rows' prices) converges to within 0.2-1% of (2):
+  its Lagrangian at the relaxation's own multipliers is exactly the floor sum, and seed 6 converged
+  at 479.82 against 479.12 in 18 s. Integer replicas alone (nodes continuous) and integer nodes
+  alone (replicas continuous) each stay within 2.5% of (2); the optimum's distance from it comes
+  from both at once: survivability backups in whole replicas on whole nodes of dearer zones.
 """
 
 from __future__ import annotations
