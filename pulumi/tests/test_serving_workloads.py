@@ -28,19 +28,6 @@ EKS = RenderOptions(
 )
 
 
-def multi_node_spec():
-    """chat as TP4 on 2-GPU nodes: a LeaderWorkerSet (a custom resource for Pulumi)."""
-    base = cases.spec()
-    replicas = []
-    for replica in base.replicas:
-        if replica.model == "chat":
-            args = list(replica.engine_args)
-            args[args.index("--tensor-parallel-size") + 1] = "4"
-            replica = dataclasses.replace(
-                replica, tensor_parallel=4, gpu_indices=[0, 1, 2, 3], node_gpus=2, engine_args=args
-            )
-        replicas.append(replica)
-    return dataclasses.replace(base, replicas=replicas)
 
 
 def resource_type(obj: dict) -> str:
@@ -64,7 +51,7 @@ def workloads(objects, parents=None, depends=None):
 
 
 def test_every_rendered_object_becomes_one_resource_with_the_same_content():
-    objects = render_objects(multi_node_spec(), "1.33", dataclasses.replace(EKS, autoscaler="keda"))
+    objects = render_objects(cases.multi_node_spec(), "1.33", dataclasses.replace(EKS, autoscaler="keda"))
     run = workloads(objects)
 
     recorded = {r.name: r for r in run.custom_resources if r.type.startswith("kubernetes:")}

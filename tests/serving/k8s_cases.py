@@ -10,6 +10,7 @@ Loaded by path (tests/ is not a package), as test_spec_properties.py loads the p
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 from functools import cache
 from pathlib import Path
@@ -93,6 +94,22 @@ def plan(**demand: float) -> dict:
 
 def spec(device: str = "cuda", plan_data: dict | None = None, models: dict | None = None, **demand: float):
     return serving_spec(plan_data or plan(**demand), models or models_with(**demand), None, device=device)
+
+
+def multi_node_spec():
+    """The chat model as a TP4 replica on nodes of 2 GPUs (the plan never does this, a fleet of small
+    nodes would): rendered as a LeaderWorkerSet."""
+    base = spec()
+    replicas = []
+    for replica in base.replicas:
+        if replica.model == "chat":
+            args = list(replica.engine_args)
+            args[args.index("--tensor-parallel-size") + 1] = "4"
+            replica = dataclasses.replace(
+                replica, tensor_parallel=4, gpu_indices=[0, 1, 2, 3], node_gpus=2, engine_args=args
+            )
+        replicas.append(replica)
+    return dataclasses.replace(base, replicas=replicas)
 
 
 def planner_generators():

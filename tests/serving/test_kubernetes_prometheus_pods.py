@@ -75,17 +75,7 @@ def test_every_rendered_model_server_pod_is_a_target_labelled_for_the_serving_ru
 
 
 def test_a_multi_node_replica_is_scraped_at_its_leader_only():
-    base = cases.spec()
-    replicas = []
-    for replica in base.replicas:
-        if replica.model == "chat":
-            args = list(replica.engine_args)
-            args[args.index("--tensor-parallel-size") + 1] = "4"
-            replica = dataclasses.replace(
-                replica, tensor_parallel=4, gpu_indices=[0, 1, 2, 3], node_gpus=2, engine_args=args
-            )
-        replicas.append(replica)
-    objects = render_objects(dataclasses.replace(base, replicas=replicas), "v1.33.0", OPTIONS)
+    objects = render_objects(cases.multi_node_spec(), "v1.33.0", OPTIONS)
     pods = running_pods(objects)
     assert any(p["metadata"]["name"].endswith("-worker-0") for p in pods)
 

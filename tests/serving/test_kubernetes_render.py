@@ -44,19 +44,6 @@ def of_kind(objects, kind):
     }
 
 
-def multi_node_spec():
-    """The chat model as a TP4 replica on nodes of 2 GPUs: the plan never does this, a fleet of small nodes would."""
-    base = cases.spec()
-    replicas = []
-    for replica in base.replicas:
-        if replica.model == "chat":
-            args = list(replica.engine_args)
-            args[args.index("--tensor-parallel-size") + 1] = "4"
-            replica = dataclasses.replace(
-                replica, tensor_parallel=4, gpu_indices=[0, 1, 2, 3], node_gpus=2, engine_args=args
-            )
-        replicas.append(replica)
-    return dataclasses.replace(base, replicas=replicas)
 
 
 # --- schemas -------------------------------------------------------------------------------------
@@ -76,7 +63,7 @@ def multi_node_spec():
 def test_every_object_rendered_for_kubernetes_1_33_passes_strict_schema_validation(variant):
     variant = dict(variant)
     spec = (
-        multi_node_spec() if variant.pop("multi_node", False) else cases.spec(variant.pop("device", "cuda"))
+        cases.multi_node_spec() if variant.pop("multi_node", False) else cases.spec(variant.pop("device", "cuda"))
     )
     objects = render(spec, **variant)
     assert validate_objects(objects, "1.33") == []
@@ -106,7 +93,7 @@ def test_every_object_rendered_for_the_lab_cluster_passes_kubernetes_1_20_2s_own
 
 
 def test_the_strict_checks_reject_unknown_and_mistyped_fields():
-    objects = render(multi_node_spec(), autoscaler="keda")
+    objects = render(cases.multi_node_spec(), autoscaler="keda")
     lws = copy.deepcopy(next(o for o in objects if o["kind"] == "LeaderWorkerSet"))
     lws["spec"]["leaderWorkerTemplate"]["sizee"] = 2
     scaled = copy.deepcopy(next(o for o in objects if o["kind"] == "ScaledObject"))
@@ -252,7 +239,7 @@ def test_pods_use_the_nodes_resolver_only_where_the_cluster_has_no_dns_addon():
 
 
 def test_a_replica_wider_than_its_node_becomes_a_leaderworkerset_of_node_sized_pods():
-    objects = render(multi_node_spec())
+    objects = render(cases.multi_node_spec())
     lws = of_kind(objects, "LeaderWorkerSet")
     assert lws and not [k for k in of_kind(objects, "Deployment") if k[1].startswith("chat")]
     for obj in lws.values():
@@ -344,7 +331,7 @@ def test_the_disruption_budget_keeps_enough_servers_for_the_demand_whichever_rem
         kept = sorted(capacities)[: budget["spec"]["minAvailable"]]
         assert sum(kept) >= demand or len(kept) == len(capacities)
     # Pods of a multi-node replica: every eviction may break a group.
-    lws = [w for w in workloads(multi_node_spec(), OPTIONS) if w.kind == "LeaderWorkerSet"]
+    lws = [w for w in workloads(cases.multi_node_spec(), OPTIONS) if w.kind == "LeaderWorkerSet"]
     demand = spec.models["chat"].demand_requests_per_second
     needed = replicas_needed([r.capacity_requests_per_second for w in lws for r in w.replicas], demand)
     pods = sum(w.planned * 2 for w in lws)

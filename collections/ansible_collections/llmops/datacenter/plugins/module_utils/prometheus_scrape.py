@@ -162,6 +162,17 @@ def model_server_job(model_server_targets, job_name, metrics_path, field="model_
 _POD_JOB_OPTIONS = ("job_name", "targets_file", "metrics_path", "scrape_interval", "scrape_timeout")
 
 
+def _given_options(entry, accepted, field, expected):
+    """The options set in a mapping (None means unset); raises naming unknown ones and the accepted."""
+    if not isinstance(entry, dict):
+        raise PrometheusFileError(f"{field}: expected a mapping with {expected}")
+    entry = {key: value for key, value in entry.items() if value is not None}
+    unknown = sorted(set(entry) - set(accepted))
+    if unknown:
+        raise PrometheusFileError(f"{field}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+    return entry
+
+
 def kubernetes_pod_job(job, field):
     """A scrape job for model-server pods, from the targets file kubernetes_pod_targets keeps.
 
@@ -170,12 +181,7 @@ def kubernetes_pod_job(job, field):
     model, tenant, pool, workload, plan, namespace, pod and node. Prometheus watches the file, so
     pods that come and go need no reload.
     """
-    if not isinstance(job, dict):
-        raise PrometheusFileError(f"{field}: expected a mapping with job_name and targets_file")
-    job = {key: value for key, value in job.items() if value is not None}
-    unknown = sorted(set(job) - set(_POD_JOB_OPTIONS))
-    if unknown:
-        raise PrometheusFileError(f"{field}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(_POD_JOB_OPTIONS)}")
+    job = _given_options(job, _POD_JOB_OPTIONS, field, "job_name and targets_file")
     name = job.get("job_name")
     if not isinstance(name, str) or not name.strip():
         raise PrometheusFileError(f"{field}.job_name: a non-empty string is required")
@@ -207,12 +213,7 @@ def build_alerting(alerting, field="alerting"):
     alertmanagers = []
     for index, entry in enumerate(alerting.get("alertmanagers") or []):
         entry_field = f"{field}.alertmanagers[{index}]"
-        if not isinstance(entry, dict):
-            raise PrometheusFileError(f"{entry_field}: expected a mapping with targets")
-        entry = {key: value for key, value in entry.items() if value is not None}
-        unknown = sorted(set(entry) - set(_ALERTMANAGER_OPTIONS))
-        if unknown:
-            raise PrometheusFileError(f"{entry_field}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(_ALERTMANAGER_OPTIONS)}")
+        entry = _given_options(entry, _ALERTMANAGER_OPTIONS, entry_field, "targets")
         targets = entry.get("targets")
         if not isinstance(targets, list) or not targets:
             raise PrometheusFileError(f"{entry_field}.targets: a non-empty list of {TARGET_FORMAT} is required")
