@@ -284,18 +284,16 @@ def test_prometheus_scrapes_the_serving_pods_the_api_server_lists(cluster, model
     found = discover()
     assert found.returncode == 0, found.stderr
     (group,) = json.loads(targets.read_text())
-    assert group == {
-        "targets": [f"127.0.0.1:{port}"],
-        "labels": {
-            "model": "smollm2",
-            "tenant": NAMESPACE,
-            "pool": "cpu-a",
-            "workload": "smollm2-cpu-a",
-            "plan": PLAN,
-            "namespace": NAMESPACE,
-            "pod": "smollm2-cpu-a-0",
-        },
+    pod_labels = {
+        "model": "smollm2",
+        "tenant": NAMESPACE,
+        "pool": "cpu-a",
+        "workload": "smollm2-cpu-a",
+        "plan": PLAN,
+        "namespace": NAMESPACE,
+        "pod": "smollm2-cpu-a-0",
     }
+    assert group == {"targets": [f"127.0.0.1:{port}"], "labels": pod_labels}
 
     prometheus_yml = tmp_path / "prometheus.yml"
     prometheus_yml.write_text(
@@ -329,13 +327,7 @@ def test_prometheus_scrapes_the_serving_pods_the_api_server_lists(cluster, model
             "job": "model-servers",
             "instance": f"127.0.0.1:{port}",
             "model_name": "smollm2",
-            "model": "smollm2",
-            "tenant": NAMESPACE,
-            "pool": "cpu-a",
-            "workload": "smollm2-cpu-a",
-            "plan": PLAN,
-            "namespace": NAMESPACE,
-            "pod": "smollm2-cpu-a-0",
+            **pod_labels,
         }
         assert sample["value"][1] == "3"
 

@@ -261,19 +261,14 @@ def build_config(
     if model_server_targets:
         jobs.append(model_server_job(model_server_targets, model_server_job_name, model_server_metrics_path))
         fields.append("model_server_targets")
+    built = [(build_scrape_job(job, field), field) for job, field in zip(jobs, fields, strict=True)]
+    built += [
+        (kubernetes_pod_job(job, f"kubernetes_pod_jobs[{index}]"), f"kubernetes_pod_jobs[{index}]")
+        for index, job in enumerate(kubernetes_pod_jobs or [])
+    ]
     rendered_jobs = []
     seen = {}
-    for job, field in zip(jobs, fields, strict=True):
-        rendered = build_scrape_job(job, field)
-        if rendered["job_name"] in seen:
-            raise PrometheusFileError(
-                f"{field}.job_name: {rendered['job_name']!r} is already used by {seen[rendered['job_name']]}; job names must be unique"
-            )
-        seen[rendered["job_name"]] = field
-        rendered_jobs.append(rendered)
-    for index, job in enumerate(kubernetes_pod_jobs or []):
-        field = f"kubernetes_pod_jobs[{index}]"
-        rendered = kubernetes_pod_job(job, field)
+    for rendered, field in built:
         if rendered["job_name"] in seen:
             raise PrometheusFileError(
                 f"{field}.job_name: {rendered['job_name']!r} is already used by {seen[rendered['job_name']]}; job names must be unique"
