@@ -222,8 +222,8 @@ case "${1:-}" in
     if [[ "${LLMOPS_LAB_SERVING:-hosts}" == kubernetes ]]; then
       # The vLLM image the pods run, loaded into the site mirror (~10 min once, cached by its inputs).
       scripts/build-serving-image.sh
-      # Prometheus scrapes host units only: none listen when the pods serve.
-      serving_args=(-e llmops_serving_target=kubernetes -e '{"prometheus_model_server_targets": []}')
+      # monitoring.yml then scrapes the pods (found through the cluster's API), not host units.
+      serving_args=(-e llmops_serving_target=kubernetes)
     elif [[ "${LLMOPS_LAB_SERVING:-hosts}" != hosts ]]; then
       echo "LLMOPS_LAB_SERVING must be hosts or kubernetes, not '${LLMOPS_LAB_SERVING}'" >&2
       exit 2
