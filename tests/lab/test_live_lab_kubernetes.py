@@ -255,9 +255,19 @@ def test_a_pod_of_another_namespace_cannot_reach_a_model_server_where_the_cni_en
              "spec": {"restartPolicy": "Never", "nodeName": server.spec.node_name,
                       "tolerations": [{"operator": "Exists"}],
                       "containers": [{"name": "probe", "image": image, "command": ["python3", "-c", script]}]}}
+    from kubernetes.client.rest import ApiException
+
     core.create_namespace({"metadata": {"name": PROBE_NAMESPACE}})
     try:
-        core.create_namespaced_pod(PROBE_NAMESPACE, probe)
+        deadline = time.monotonic() + 60
+        while True:  # a new namespace's default service account gets its token a moment later
+            try:
+                core.create_namespaced_pod(PROBE_NAMESPACE, probe)
+                break
+            except ApiException as error:
+                if "No API token found" not in (error.body or "") or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
         deadline = time.monotonic() + 300
         while core.read_namespaced_pod("probe", PROBE_NAMESPACE).status.phase not in ("Succeeded", "Failed"):
             assert time.monotonic() < deadline, "the probe pod never finished"
