@@ -85,13 +85,8 @@ def _target_group(targets, labels, field):
     return group
 
 
-def build_scrape_job(job, field):
-    """One scrape_configs entry from a job description; raises naming the bad field."""
-    if not isinstance(job, dict):
-        raise PrometheusFileError(f"{field}: expected a mapping with job_name and targets")
-    unknown = sorted(set(job) - _JOB_OPTIONS)
-    if unknown:
-        raise PrometheusFileError(f"{field}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(sorted(_JOB_OPTIONS))}")
+def _job_name_and_intervals(job, field):
+    """The start of every scrape job: its name and the intervals it overrides, checked."""
     name = job.get("job_name")
     if not isinstance(name, str) or not name.strip():
         raise PrometheusFileError(f"{field}.job_name: a non-empty string is required")
@@ -100,6 +95,17 @@ def build_scrape_job(job, field):
         _validate_duration(job.get(option), f"{field}.{option}")
         if job.get(option) is not None:
             rendered[option] = str(job[option])
+    return rendered
+
+
+def build_scrape_job(job, field):
+    """One scrape_configs entry from a job description; raises naming the bad field."""
+    if not isinstance(job, dict):
+        raise PrometheusFileError(f"{field}: expected a mapping with job_name and targets")
+    unknown = sorted(set(job) - _JOB_OPTIONS)
+    if unknown:
+        raise PrometheusFileError(f"{field}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(sorted(_JOB_OPTIONS))}")
+    rendered = _job_name_and_intervals(job, field)
     if job.get("metrics_path") is not None:
         if not str(job["metrics_path"]).startswith("/"):
             raise PrometheusFileError(f"{field}.metrics_path: {job['metrics_path']!r} must start with /")
@@ -182,17 +188,10 @@ def kubernetes_pod_job(job, field):
     pods that come and go need no reload.
     """
     job = _given_options(job, _POD_JOB_OPTIONS, field, "job_name and targets_file")
-    name = job.get("job_name")
-    if not isinstance(name, str) or not name.strip():
-        raise PrometheusFileError(f"{field}.job_name: a non-empty string is required")
+    rendered = _job_name_and_intervals(job, field)
     targets_file = job.get("targets_file")
     if not isinstance(targets_file, str) or not targets_file.startswith("/") or not targets_file.endswith(".json"):
         raise PrometheusFileError(f"{field}.targets_file: {targets_file!r} must be an absolute path ending in .json")
-    rendered = {"job_name": name}
-    for option in ("scrape_interval", "scrape_timeout"):
-        _validate_duration(job.get(option), f"{field}.{option}")
-        if job.get(option) is not None:
-            rendered[option] = str(job[option])
     metrics_path = str(job.get("metrics_path", "/metrics"))
     if not metrics_path.startswith("/"):
         raise PrometheusFileError(f"{field}.metrics_path: {metrics_path!r} must start with /")
