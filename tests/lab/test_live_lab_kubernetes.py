@@ -7,6 +7,8 @@ request; a drain of the workers stops where the model's PodDisruptionBudget says
 quota refuses a pod over its GPUs; Prometheus scrapes the pods; NetworkPolicy enforcement is
 probed for real and the test says plainly when the cluster's CNI does not enforce it.
 Everything a test changes (cordons, a probe namespace, a deleted pod) is put back before it ends.
+The `kubernetes` molecule scenario runs the same checks on its own cluster (its tests/test_serving.py
+supplies the `lab` fixture there, and there they fail rather than skip).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def lab() -> dict:
 
 def _kubectl(lab: dict, *args: str, timeout: int = 180) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(KUBECTL), "--kubeconfig", lab["kubeconfig"], *args],
+        [str(lab.get("kubectl", KUBECTL)), "--kubeconfig", lab["kubeconfig"], *args],
         capture_output=True, text=True, timeout=timeout, check=False,
     )
 
