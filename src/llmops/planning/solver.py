@@ -7,7 +7,9 @@ per model x pool group x replica option; never per-node variables):
 2. Serve everything else at minimum hourly cost, unless the linear relaxation already proves
    that impossible: a warm start first (the integer model restricted to the (model, pool group)
    pairs that the relaxation or each model's own cheapest mix uses: small, solved in seconds),
-   then the full integer model from that start, whose proven bound feeds the lower bound.
+   then the full integer model from that start, whose proven bound feeds the lower bound. With
+   LNS_MIN_MODELS models or more, the large neighbourhood search improves the start first and
+   the full model runs after it, from its plan, for the bound and any last improvement.
 3. When capacity is short: priorities are served lexicographically. For each priority level,
    highest first, maximise how many of its models are served while every higher level keeps its
    count; then minimise cost with all those counts fixed as lower bounds. The rest is unplaced
@@ -75,6 +77,18 @@ FIRST_MIP_SHARE = 0.15
 LNS_SHARE = 0.9
 LNS_FREE_SHARE = 0.08
 LNS_ROUND_S = 2.0
+# A kind's neighbourhood grows by LNS_GROWTH while its rounds are proven optimal within
+# LNS_GROW_BELOW of their time, and shrinks by it when a round runs out of time.
+LNS_GROWTH = 1.0
+LNS_GROW_BELOW = 0.25
+NEIGHBOURHOODS = ("models", "pools", "backups")
+# A pool neighbourhood frees up to this many times the others' models: emptying a node needs
+# every model on it moved at once.
+POOL_NEIGHBOURHOOD_FACTOR = 2
+# The kinds are drawn by their recent saving per second (a moving average with this weight on the
+# last round), plus this share of the best kind's rate so that none is abandoned for good.
+LNS_RATE_WEIGHT = 0.2
+LNS_EXPLORE = 0.1
 
 
 @dataclass
@@ -147,21 +161,27 @@ def solve_with_report(fleet: Fleet, models: ModelsFile, time_limit_s: float = 30
             if start is not None
         ]
         start = min(starts, key=lambda s: _node_cost(problem, s)) if starts else None
+        search = len(placeable) >= LNS_MIN_MODELS
         if placeable:
             restricted = _relaxation_support_start(
                 problem, placeable, floors, relaxation[1], start, deadline, report, starts
             )
             if restricted is not None and (start is None or _node_cost(problem, restricted) < _node_cost(problem, start)):
                 start = restricted
-        search = len(placeable) >= LNS_MIN_MODELS
-        solution = _serve_everything(
-            problem, placeable, floors, start, deadline, report, share=FIRST_MIP_SHARE if search else 0.9
-        )
+        # With a start and many models the search improves faster than the full model, which
+        # stalls near its start: it goes straight to the search and runs once, for its bound, after.
+        direct = search and start is not None
+        if direct:
+            solution = start
+        else:
+            solution = _serve_everything(
+                problem, placeable, floors, start, deadline, report, share=FIRST_MIP_SHARE if search else 0.9
+            )
         if search and solution is not None and not solution.optimal:
             # Not proven optimal in its share: search neighbourhoods of the incumbent, then give the
             # full model the rest from the improved plan (for the bound, and any last improvement).
             better = _improve_by_neighbourhoods(problem, placeable, floors, solution, deadline, report)
-            if _node_cost(problem, better) < _node_cost(problem, solution) - 1e-9:
+            if direct or _node_cost(problem, better) < _node_cost(problem, solution) - 1e-9:
                 final = _serve_everything(problem, placeable, floors, better, deadline, report)
                 if final is not None:
                     bounds = [b for b in (solution.mip_bound_per_hour, final.mip_bound_per_hour) if b is not None]
@@ -310,21 +330,32 @@ def _relaxation_support_start(
 
 
 def _neighbourhood_model(
-    problem: PlacementProblem, placeable: Sequence[int], free: set[int], counts: Sequence[int], floors: dict[int, int]
+    problem: PlacementProblem,
+    placeable: Sequence[int],
+    free: set[int],
+    counts: Sequence[int],
+    floors: dict[int, int],
+    free_candidates: set[int] | None = None,
 ) -> AggregateModel:
     """The aggregate model with every model outside `free` fixed at `counts`, built incrementally:
     only the freed models' candidates are variables (the fixed ones are plain integers in
     `model.replicas`), only the freed models' own rows (demand, replicas, survivability, floor) are
     built, and a pool row whose every replica term is fixed becomes a lower bound on the group's
     node count. Same feasible set as fixing the variables of the full model; at 2,000 x 300 it is
-    built in a fraction of a second instead of seconds, so the search gets many more rounds."""
+    built in a fraction of a second instead of seconds, so the search gets many more rounds.
+
+    `free_candidates` frees only those candidates of the freed models; their other candidates stay
+    at `counts` (variables with equal bounds, so the freed models' rows are built as usual)."""
     solver = pywraplp.Solver.CreateSolver("SCIP")
     model = AggregateModel(problem=problem, solver=solver, nodes=[], replicas=[], served={})
     node_count_variables(model, True)
     replicas: list = [int(v) for v in counts]
     for m in sorted(free):
         for c in problem.candidates_of_model[m]:
-            replicas[c] = solver.IntVar(0, problem.replica_upper_bound(c), f"replicas[{c}]")
+            if free_candidates is None or c in free_candidates:
+                replicas[c] = solver.IntVar(0, problem.replica_upper_bound(c), f"replicas[{c}]")
+            else:
+                replicas[c] = solver.IntVar(counts[c], counts[c], f"replicas[{c}]")
     model.replicas = replicas
     for m in placeable:
         model.served[m] = 1
@@ -413,15 +444,17 @@ def _improve_by_neighbourhoods(
     deadline: float,
     report: SolverReport,
 ) -> Solution:
-    """Large neighbourhood search: repeatedly free the replicas of a few models (all node counts stay
-    free), fix every other model's replicas at the incumbent, and let SCIP re-optimise that small
-    MIP from the incumbent; keep any cheaper plan.
+    """Large neighbourhood search: repeatedly free some replicas (all node counts stay free), fix
+    every other replica at the incumbent, and let SCIP re-optimise that small MIP from the
+    incumbent; keep any cheaper plan.
 
     The full model at 200 x 50 and beyond stalls near its warm start within a minute on two cores;
-    these sub-problems are solved to optimality in a second or two and move models between pools
-    where sharing nodes pays. Models are freed together with the ones that share their pool groups
-    (a seeded random pick, so runs are repeatable). It only ever returns a feasible plan no worse
-    than the incumbent; it proves nothing (the bound comes from the full model and the relaxation).
+    these sub-problems are solved in a second or two and move replicas between pools where sharing
+    nodes pays. The neighbourhoods (`_pick_neighbourhood`) are drawn by how much they have saved
+    per second so far, and each kind's size adapts: it grows while its rounds are proven optimal
+    well within their time and shrinks when they run out of it. Seeded random picks, so runs are
+    repeatable up to the clock. It only ever returns a feasible plan no worse than the incumbent;
+    it proves nothing (the bound comes from the full model and the relaxation).
     """
     import random
 
@@ -429,36 +462,46 @@ def _improve_by_neighbourhoods(
     stop = started + (deadline - started) * LNS_SHARE
     rng = random.Random(len(problem.candidates))
     best, best_cost = incumbent, _node_cost(problem, incumbent)
-    free_count = max(4, round(LNS_FREE_SHARE * len(placeable)))
+    structure = _SearchStructure.of(problem, placeable)
+    kinds = [kind for kind in NEIGHBOURHOODS if kind != "backups" or structure.backup_models]
+    size = {kind: max(4, round(LNS_FREE_SHARE * len(placeable))) for kind in kinds}
+    # Recent saving ($/h per second) of each kind, a moving average started high so every kind is
+    # tried; a kind that stops paying (rounds that time out, or find nothing) fades within rounds.
+    rate = dict.fromkeys(kinds, 10.0)
     rounds = improved = 0
+    tally = dict.fromkeys(kinds, 0)
     while time.monotonic() < stop - 0.5:
-        rounds += 1
-        seed = rng.choice(list(placeable))
-        # The seed model and models that use the same pool groups in the incumbent, then random ones.
-        used_groups = {problem.candidates[c].group for c in problem.candidates_of_model[seed] if best.replica_counts[c]}
-        related = [m for m in placeable if m != seed and any(
-            best.replica_counts[c] and problem.candidates[c].group in used_groups for c in problem.candidates_of_model[m])]
-        rng.shuffle(related)
-        free = {seed, *related[: free_count // 2]}
-        others = [m for m in placeable if m not in free]
-        rng.shuffle(others)
-        free |= set(others[: free_count - len(free)])
-        # A fresh model per round: SCIP keeps its presolved problem between solves, so bounds
-        # cannot be changed on a solved one.
-        model = _neighbourhood_model(problem, placeable, free, best.replica_counts, floors)
-        model.complete_hint(best.node_counts, best.replica_counts)
         budget = min(LNS_ROUND_S, stop - time.monotonic())
         if budget <= 0.2:
             break
+        rounds += 1
+        top = max(rate.values())
+        kind = rng.choices(kinds, weights=[rate[k] + LNS_EXPLORE * top for k in kinds])[0]
+        round_started = time.monotonic()
+        free, free_candidates = _pick_neighbourhood(kind, problem, placeable, best, structure, size[kind], rng)
+        # A fresh model per round: SCIP keeps its presolved problem between solves, so bounds
+        # cannot be changed on a solved one.
+        model = _neighbourhood_model(problem, placeable, free, best.replica_counts, floors, free_candidates)
+        model.complete_hint(best.node_counts, best.replica_counts)
         stage = run_stage(model.solver, "neighbourhood", budget, cost_objective=True, gap=1e-4)
-        if stage.status not in ("optimal", "feasible") or stage.objective is None:
-            continue
-        candidate = _extract(model, placeable, stage)
-        # Compared in dollars: the objective is in rounded cost units.
-        if _node_cost(problem, candidate) < best_cost - 1e-6:
-            candidate.optimal, candidate.mip_bound_per_hour = False, None
-            best, best_cost = candidate, _node_cost(problem, candidate)
-            improved += 1
+        took = time.monotonic() - round_started
+        gain = 0.0
+        if LNS_GROWTH > 1 and took < LNS_GROW_BELOW * budget:
+            size[kind] = min(len(placeable), max(size[kind] + 1, round(size[kind] * LNS_GROWTH)))
+        elif LNS_GROWTH > 1 and took > 0.9 * budget:
+            size[kind] = max(2, round(size[kind] / LNS_GROWTH))
+        if stage.status in ("optimal", "feasible") and stage.objective is not None:
+            candidate = _extract(model, placeable, stage)
+            # Compared in dollars: the objective is in rounded cost units.
+            cost = _node_cost(problem, candidate)
+            if cost < best_cost - 1e-6:
+                candidate.optimal, candidate.mip_bound_per_hour = False, None
+                gain = best_cost - cost
+                tally[kind] += 1
+                best, best_cost = candidate, cost
+                improved += 1
+        rate[kind] = (1 - LNS_RATE_WEIGHT) * rate[kind] + LNS_RATE_WEIGHT * gain / max(took, 1e-3)
+    by_kind = ", ".join(f"{k} {tally[k]} (size {size[k]})" for k in kinds)
     report.stages.append(
         StageResult(
             "large neighbourhood search",
@@ -466,10 +509,93 @@ def _improve_by_neighbourhoods(
             best_cost,
             None,
             time.monotonic() - started,
-            f"{rounds} rounds, {improved} improvements, {_node_cost(problem, incumbent):.2f} -> {best_cost:.2f} $/h",
+            f"{rounds} rounds, {improved} improvements ({by_kind}), "
+            f"{_node_cost(problem, incumbent):.2f} -> {best_cost:.2f} $/h",
         )
     )
     return best
+
+
+@dataclass
+class _SearchStructure:
+    """What the neighbourhoods are drawn from, computed once per search."""
+
+    groups_of_model: dict[int, list[int]]
+    """Pool groups where each model has candidates."""
+    home_zone: str | None
+    """The zone with the cheapest GPUs (price per GPU of its cheapest group): zone-spread models
+    crowd into it, and keep their survivability backups outside it."""
+    backup_models: list[int]
+    """Zone-spread models (options in two or more zones, one of them the home zone)."""
+
+    @classmethod
+    def of(cls, problem: PlacementProblem, placeable: Sequence[int]) -> _SearchStructure:
+        groups_of_model = {m: sorted({problem.candidates[c].group for c in problem.candidates_of_model[m]})
+                           for m in placeable}
+        price = {}
+        for group in problem.groups:
+            per_gpu = group.node_hourly_cost / group.gpus_per_node
+            price[group.zone] = min(price.get(group.zone, math.inf), per_gpu)
+        home = min(price, key=price.get) if price else None
+        backup_models = [m for m in placeable if problem.needs_zone_spread(m) and home in problem.zones_of_model(m)]
+        return cls(groups_of_model, home, backup_models)
+
+
+def _pick_neighbourhood(
+    kind: str,
+    problem: PlacementProblem,
+    placeable: Sequence[int],
+    best: Solution,
+    structure: _SearchStructure,
+    size: int,
+    rng,
+) -> tuple[set[int], set[int] | None]:
+    """The models to free and, where only some of their candidates are freed, those candidates.
+
+    models: a seed model, half the rest among the models that share its pool groups in the
+        incumbent, half at random (every candidate of each).
+    pools: every model with replicas in one or two pool groups (a random used group, and either a
+        group of the same zone or one of the same GPU type), so their nodes can be emptied or
+        filled together; a random subset when more than `size`.
+    backups: zone-spread models' candidates outside the home zone, their replicas inside it
+        held: the survivability backups, re-packed together into whole nodes of the dearer zones
+        (models sharing the seed's backup groups first).
+    """
+    counts = best.replica_counts
+    used_groups_of = {m: {problem.candidates[c].group for c in problem.candidates_of_model[m] if counts[c]}
+                      for m in placeable}
+    if kind == "pools":
+        used = sorted({g for groups in used_groups_of.values() for g in groups})
+        # Where the plan spends most is where a closed node saves most.
+        first = rng.choices(used, weights=[problem.groups[g].node_hourly_cost * best.node_counts[g] + 1e-6
+                                           for g in used])[0]
+        group = problem.groups[first]
+        partners = [g for g, other in enumerate(problem.groups) if g != first
+                    and (other.zone == group.zone or other.gpu_type.name == group.gpu_type.name)]
+        chosen = {first, rng.choice(partners)} if partners else {first}
+        members = [m for m in placeable if used_groups_of[m] & chosen]
+        rng.shuffle(members)
+        return set(members[: POOL_NEIGHBOURHOOD_FACTOR * size]), None
+    if kind == "backups":
+        home = structure.home_zone
+        seed = rng.choice(structure.backup_models)
+        backup_groups = {g for g in used_groups_of[seed] if problem.groups[g].zone != home}
+        related = [m for m in structure.backup_models if m != seed and used_groups_of[m] & backup_groups]
+        others = [m for m in structure.backup_models if m != seed and m not in related]
+        rng.shuffle(related)
+        rng.shuffle(others)
+        free = [seed, *related, *others][: max(size, 2)]
+        free_candidates = {c for m in free for c in problem.candidates_of_model[m]
+                           if problem.groups[problem.candidates[c].group].zone != home}
+        return set(free), free_candidates
+    seed = rng.choice(list(placeable))
+    related = [m for m in placeable if m != seed and used_groups_of[m] & used_groups_of[seed]]
+    rng.shuffle(related)
+    free = {seed, *related[: size // 2]}
+    others = [m for m in placeable if m not in free]
+    rng.shuffle(others)
+    free |= set(others[: size - len(free)])
+    return free, None
 
 
 def _serve_everything(
