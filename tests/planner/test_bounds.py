@@ -225,3 +225,25 @@ from .test_properties import fleets, model_sets  # noqa: E402
 def test_no_bound_exceeds_any_validated_plan(fleet_data, models_data):
     # Ours, the careful engineer's and FFD's plans, wherever they serve everything and validate.
     _bounds_hold_against_every_valid_plan(fleet_data, models_data)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6, 7])
+def test_fractional_floor_is_below_every_proven_floor_and_the_optimum(seed):
+    # The quick floor stands in for floors the time limit cuts off: it must never exceed the exact
+    # per-model minimum (CP-SAT proven), nor, summed, the cost of an optimal plan.
+    from llmops.planning.bounds import fractional_gpu_cost_floor
+
+    fleet, models = generate("small", seed)
+    problem = build_problem(fleet, models)
+    quick_sum = 0
+    for m, members in problem.candidates_of_model.items():
+        if not members:
+            continue
+        exact, mix = model_gpu_cost_floor(problem, m)
+        quick = fractional_gpu_cost_floor(problem, m)
+        assert mix, "the small floors are proven within their limit"
+        assert 0 < quick <= exact, problem.deployments[m].name
+        quick_sum += quick
+    plan, _ = solve_with_report(fleet, models, time_limit_s=20)
+    assert plan.status == "optimal"
+    assert quick_sum / COST_UNITS_PER_DOLLAR <= plan.cost_per_hour + 1e-6

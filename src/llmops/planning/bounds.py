@@ -118,6 +118,25 @@ def model_gpu_cost_floor(problem: PlacementProblem, model_index: int) -> tuple[i
     return max(0, math.ceil(solver.best_objective_bound - 1e-6)), mix
 
 
+def fractional_gpu_cost_floor(problem: PlacementProblem, model_index: int) -> int:
+    """A quick lower bound, in cost units, on the GPU cost of any replica mix that serves the model.
+
+    Any mix meeting the demand D costs  sum_c price_c * x_c >= min_c (price_c / capacity_c) * sum_c
+    capacity_c * x_c >= min_c (price_c / capacity_c) * D, and at least min_replicas replicas at the
+    cheapest replica price; the larger of the two, rounded down. Weaker than
+    `model_gpu_cost_floor` (no whole replicas, no survivability), but it needs no solver: it stands
+    in for the floors the time limit cuts off, and orders the floors so the dear ones come first.
+    """
+    members = problem.candidates_of_model[model_index]
+    if not members:
+        return 0
+    demand = problem.demand_units(model_index)
+    per_unit = min(gpu_price_units(problem, c) / problem.candidates[c].capacity_units for c in members)
+    cheapest = min(gpu_price_units(problem, c) for c in members)
+    return max(0, math.floor(max(per_unit * demand, cheapest * problem.deployments[model_index].min_replicas)
+                             * (1 - 1e-9)))
+
+
 def relaxation_lower_bound(problem: PlacementProblem, served: Sequence[int], floors: dict[int, int]) -> float | None:
     """LP bound in dollars per hour for serving exactly `served`; None if even the LP is infeasible."""
     relaxation = solve_relaxation(problem, served, floors)

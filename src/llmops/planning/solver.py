@@ -38,7 +38,7 @@ from ortools.linear_solver import pywraplp
 from llmops.catalog import ModelArchitecture
 
 from .assignment import Assignment, assign_replicas
-from .bounds import model_gpu_cost_floor, relaxation_lower_bound, solve_relaxation
+from .bounds import fractional_gpu_cost_floor, model_gpu_cost_floor, relaxation_lower_bound, solve_relaxation
 from .formulation import (
     COST_UNITS_PER_DOLLAR,
     AggregateModel,
@@ -73,6 +73,9 @@ FLOOR_SHARE = 0.35
 # each round frees LNS_FREE_SHARE of the models (at least 4) for at most LNS_ROUND_S seconds.
 # Measured at 200 x 50, seed 5, 60 s: 904.74 $/h without it, 852.67 with it (32 rounds).
 LNS_MIN_MODELS = 10
+# From this many models on, the restricted warm start is skipped as well when there is a start:
+# at 2,000 x 300 it costs the build of a full model and rarely beats the heuristic's plan.
+SEARCH_ONLY_MODELS = 150
 FIRST_MIP_SHARE = 0.15
 LNS_SHARE = 0.9
 LNS_FREE_SHARE = 0.08
@@ -141,11 +144,15 @@ def solve_with_report(fleet: Fleet, models: ModelsFile, time_limit_s: float = 30
     placeable = [m for m, members in problem.candidates_of_model.items() if members]
     # Per-model floors feed the bound and the first start; past FLOOR_SHARE of the time limit the
     # rest count 0 (still a valid floor) so the solve stages keep their time on large fleets.
+    # The dearest models first (by the quick fractional floor), so that the floors cut off by the
+    # time limit are the cheap ones; those keep the fractional floor.
+    quick = {m: fractional_gpu_cost_floor(problem, m) for m in placeable}
     cheapest = {}
-    for m in placeable:
+    for m in sorted(placeable, key=lambda m: -quick[m]):
         in_time = time.monotonic() < started + FLOOR_SHARE * time_limit_s
         cheapest[m] = model_gpu_cost_floor(problem, m) if in_time else (0, {})
-    floors = {m: floor for m, (floor, _) in cheapest.items()}
+    cheapest = {m: cheapest[m] for m in placeable}
+    floors = {m: max(floor, quick[m]) for m, (floor, _) in cheapest.items()}
     report.lower_bounds["per_model_gpu_cost"] = sum(floors.values()) / COST_UNITS_PER_DOLLAR
 
     solution: Solution | None = None
@@ -162,7 +169,7 @@ def solve_with_report(fleet: Fleet, models: ModelsFile, time_limit_s: float = 30
         ]
         start = min(starts, key=lambda s: _node_cost(problem, s)) if starts else None
         search = len(placeable) >= LNS_MIN_MODELS
-        if placeable:
+        if placeable and not (start is not None and len(placeable) >= SEARCH_ONLY_MODELS):
             restricted = _relaxation_support_start(
                 problem, placeable, floors, relaxation[1], start, deadline, report, starts
             )
