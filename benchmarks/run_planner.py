@@ -10,6 +10,7 @@ before its cost is printed; a plan that fails validation is reported as INVALID,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import defaultdict
@@ -109,7 +110,8 @@ def run_size(size: str, seed: int, time_limit_s: float, single_type: bool = Fals
     for label, problems in checked:
         for problem in problems[:5]:
             print(f"  {size} seed {seed} {label} plan invalid: {problem}", file=sys.stderr)
-    print(f"  {size} seed {seed}: {report.summary()}", file=sys.stderr)
+    # The 1-minute load average: the solves stop at the clock, so their plans depend on the load.
+    print(f"  {size} seed {seed} (load {os.getloadavg()[0]:.1f}): {report.summary()}", file=sys.stderr)
     return row
 
 
