@@ -14,7 +14,9 @@ always exists (see that method), so a bound on it bounds the optimum.
    demand, min_replicas and the survivability rows (zone or node loss, formulation.add_survival), so their GPU cost is at least the minimum over all such mixes, which a small integer
    program (CP-SAT) computes; we keep the solver's proven objective bound, valid even if it stopped early.
    Summing over models gives a valid bound that already counts whole replicas (a 1-GPU model
-   needing 0.1 of a replica's capacity is charged a whole GPU, not 0.1 of one).
+   needing 0.1 of a replica's capacity is charged a whole GPU, not 0.1 of one). A model whose
+   floor the solver's time share cuts off keeps `fractional_gpu_cost_floor` instead (demand at the
+   cheapest GPU price per unit of capacity), a weaker bound on the same quantity.
 
 2. `relaxation_lower_bound(problem, served, floors)`: the linear relaxation of the aggregate
    model (node counts and replica counts continuous, node-loss indicators in [0, 1]; the zone-loss
