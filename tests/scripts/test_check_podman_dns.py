@@ -67,7 +67,10 @@ def test_setup_lab_and_molecule_all_run_the_check():
     assert "scripts/check-podman-dns.sh" in (PROJECT_ROOT / "scripts" / "setup.sh").read_text()
     assert "scripts/check-podman-dns.sh" in (PROJECT_ROOT / "scripts" / "lab.sh").read_text()
     test_script = (PROJECT_ROOT / "scripts" / "test.sh").read_text()
-    assert test_script.index("scripts/check-podman-dns.sh") < test_script.index("molecule test")
+    # Run before any scenario starts: the background Kubernetes lane's and the foreground's.
+    check = test_script.index("scripts/check-podman-dns.sh ||")
+    assert check < test_script.index('kube_lane "$run_kube_scenario" &')
+    assert check < test_script.index('step "molecule $scenario" molecule test')
     base = yaml.safe_load((PROJECT_ROOT / ".config" / "molecule" / "config.yml").read_text())
     assert base["dependency"] == {
         "name": "shell", "command": "${MOLECULE_PROJECT_DIRECTORY}/scripts/check-podman-dns.sh"
