@@ -357,6 +357,45 @@ def test_each_tenant_gets_a_quota_covering_its_planned_gpus_and_default_deny_pol
         assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
+def _cpu_cores(quantity: str) -> float:
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def _memory_gib(quantity: str) -> float:
+    return float(quantity.removesuffix("Gi"))
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared GPU quota", "undeclared"])
+def test_the_quota_admits_a_replacement_pod_beside_every_workload_at_its_maximum(declared):
+    # A deleted pod counts against the quota while it terminates: without room for one more replica
+    # per workload, the replacement is refused with `exceeded quota` until the old pod is gone.
+    models = cases.models_with()
+    if not declared:
+        for tenant in models["tenants"]:
+            tenant.pop("gpu_quota", None)
+    spec = cases.serving_spec(cases.plan(), models, None)
+    objects = render(spec)
+    for namespace in ("team-a", "team-b"):
+        placed = [w for w in workloads(spec, OPTIONS) if w.namespace == namespace]
+        deployments = [o for (ns, _), o in of_kind(objects, "Deployment").items() if ns == namespace]
+        assert len(deployments) == len(placed) > 0
+        cpu = memory = 0.0
+        for workload in placed:
+            (deployment,) = [d for d in deployments if d["metadata"]["name"] == workload.name]
+            requests = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+            pods = workload.max_replicas + 1
+            cpu += pods * _cpu_cores(requests["cpu"])
+            memory += pods * _memory_gib(requests["memory"])
+        hard = of_kind(objects, "ResourceQuota")[(namespace, "llmops-serving-quota")]["spec"]["hard"]
+        assert _cpu_cores(hard["requests.cpu"]) >= cpu
+        assert _memory_gib(hard["requests.memory"]) >= memory
+        gpus = int(hard["requests.nvidia.com/gpu"])
+        if declared:
+            assert gpus == {"team-a": 16, "team-b": 8}[namespace]  # the tenant's limit, as declared
+        else:
+            assert gpus == sum((w.max_replicas + 1) * w.tensor_parallel for w in placed)
+
+
 def test_a_declared_gpu_quota_below_the_plan_fails_naming_the_tenant():
     models = cases.models_with()
     models["tenants"][0]["gpu_quota"] = 1

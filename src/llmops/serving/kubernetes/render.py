@@ -444,6 +444,18 @@ def _peak_pods(workload: Workload) -> int:
     return workload.max_replicas * workload.pods_per_replica
 
 
+def _replacement_pods(workload: Workload) -> int:
+    """Pods the quota admits beyond the workload's maximum: one replica's worth.
+
+    A deleted or evicted pod still counts against the quota until it has terminated (a model server
+    drains for its grace period), so a quota sized to the planned pods refuses the ReplicaSet's
+    replacement with `exceeded quota` and the controller retries with back-off. One replica's pods
+    per workload lets a drain or a pod deletion be replaced at once; the scheduler still places the
+    replacement only where the node has room.
+    """
+    return workload.pods_per_replica
+
+
 def _tenant_objects(
     namespace: str,
     tenant_quota: int | None,
@@ -454,7 +466,8 @@ def _tenant_objects(
 ) -> list[dict[str, Any]]:
     problems = []
     planned_gpus = sum(w.planned * w.tensor_parallel for w in workloads)
-    peak_gpus = sum(w.max_replicas * w.tensor_parallel for w in workloads)
+    # Undeclared quotas follow the autoscaling maximum plus one replacement replica per workload.
+    quota_gpus = sum((w.max_replicas + 1) * w.tensor_parallel for w in workloads)
     if tenant_quota is not None and planned_gpus > tenant_quota:
         problems.append(
             f"tenants.{namespace}.gpu_quota: {tenant_quota} GPUs, but the plan gives the tenant {planned_gpus}"
@@ -475,6 +488,11 @@ def _tenant_objects(
     else:
         cpu = math.fsum(_peak_pods(w) * _pod_resources(w, options, device)[0] for w in workloads)
         memory = sum(_peak_pods(w) * _pod_resources(w, options, device)[1] for w in workloads)
+    # CPU and memory never hold back a replacement pod, declared GPU quota or not: a declared GPU
+    # quota stays the tenant's limit on GPUs (on a GPU node the replacement waits for the old pod's
+    # GPUs anyway, unless another node has room).
+    cpu += math.fsum(_replacement_pods(w) * _pod_resources(w, options, device)[0] for w in workloads)
+    memory += sum(_replacement_pods(w) * _pod_resources(w, options, device)[1] for w in workloads)
     objects: list[dict[str, Any]] = []
     if options.render_namespaces:
         labels = {NAMESPACE_LABEL: namespace}
@@ -495,7 +513,7 @@ def _tenant_objects(
             "spec": {
                 "hard": {
                     # Extended resources are quota'd on requests only (they are never overcommitted).
-                    f"requests.{GPU_RESOURCE}": str(tenant_quota if tenant_quota is not None else peak_gpus),
+                    f"requests.{GPU_RESOURCE}": str(tenant_quota if tenant_quota is not None else quota_gpus),
                     "requests.cpu": _quantity(cpu + 1),
                     "requests.memory": f"{memory + 2}Gi",
                 }
