@@ -10,7 +10,7 @@ import pytest
 
 from llmops.catalog import gpu_types
 from llmops.planning import validate_plan
-from llmops.planning.assignment import _pack_group_exactly, assign_replicas
+from llmops.planning.assignment import PackingCost, _pack_group_exactly, assign_replicas
 from llmops.planning.baselines import (
     _close_nodes,
     _Cluster,
@@ -164,6 +164,27 @@ def test_exact_packer_honours_spread_within_the_node_count_or_says_it_cannot():
     assert packed is not None and sorted(p.node for p in packed.placements) == ["h100-0", "h100-1", "h100-2"]
     assert all(p.gpu_indices == (0,) for p in packed.placements)
     assert _pack_group_exactly(problem, 0, 2, counts) is None  # three replicas, two nodes: impossible
+
+
+def test_packing_cost_counts_the_nodes_a_spread_mix_adds_beyond_the_counted_ones():
+    # The search compares plans by this: three spread=node replicas counted on two nodes need a third.
+    fleet, models = inputs([pool("h100", gpus=4, max_nodes=3)], [model("anti", min_replicas=3, spread="node", rps=0.1)])
+    problem = build_problem(fleet, models)
+    tp1 = next(c for c in problem.candidates_of_model[0] if problem.candidates[c].tensor_parallel == 1)
+    counts = [0] * len(problem.candidates)
+    counts[tp1] = 3
+    packing = PackingCost(problem)
+    node_cost = problem.groups[0].node_hourly_cost
+    assert packing.extra_cost([2], counts) == pytest.approx(node_cost)
+    assert packing.extra_cost([3], counts) == 0.0
+    assert packing.extra_cost([2], counts) == pytest.approx(node_cost)  # memoised, same answer
+    # Without a free node left in the pool, the mix cannot be packed at all.
+    fleet, models = inputs([pool("h100", gpus=4, max_nodes=2)], [model("anti", min_replicas=2, spread="node", rps=0.1)])
+    problem = build_problem(fleet, models)
+    tp1 = next(c for c in problem.candidates_of_model[0] if problem.candidates[c].tensor_parallel == 1)
+    counts = [0] * len(problem.candidates)
+    counts[tp1] = 3
+    assert PackingCost(problem).extra_cost([2], counts) == math.inf
 
 
 def test_small_benchmark_runs_end_to_end_with_valid_plans():

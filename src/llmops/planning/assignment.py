@@ -13,6 +13,7 @@ node opened where the pool has one (`extra_nodes`); what still does not fit is i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -78,21 +79,71 @@ def assign_replicas(problem: PlacementProblem, node_counts: Sequence[int], repli
     """Pack every group; a group the heuristics cannot pack in its node count gets the exact packer."""
     assignment = Assignment(placements=[], extra_nodes=0, unpacked=[])
     for group_index in range(len(problem.groups)):
-        best: Assignment | None = None
-        for _, spread_first, balance in STRATEGIES:
-            attempt = _pack_group(problem, group_index, node_counts[group_index], replica_counts, spread_first, balance)
-            if best is None or (len(attempt.unpacked), attempt.extra_nodes) < (len(best.unpacked), best.extra_nodes):
-                best = attempt
-            if not attempt.extra_nodes and not attempt.unpacked:
-                break
-        if best.extra_nodes or best.unpacked:
-            exact = _pack_group_exactly(problem, group_index, node_counts[group_index], replica_counts)
-            if exact is not None:
-                best = exact
-        assignment.placements += best.placements
-        assignment.extra_nodes += best.extra_nodes
-        assignment.unpacked += best.unpacked
+        packed = assign_group(problem, group_index, node_counts[group_index], replica_counts)
+        assignment.placements += packed.placements
+        assignment.extra_nodes += packed.extra_nodes
+        assignment.unpacked += packed.unpacked
     return assignment
+
+
+class PackingCost:
+    """What packing adds to a plan's cost: the nodes opened beyond the optimiser's counts.
+
+    The aggregate model counts GPUs per pool group and, for spread=node, replicas per node count;
+    some spread=node mixes still do not pack into the counted nodes, and the packing then opens
+    one more. A search comparing plans by their counted nodes alone can keep such a plan over a
+    cheaper one that packs. Memoised per group content: a search changes few groups per step.
+    A group the heuristics cannot pack gets the exact packer for `exact_time_limit_s` only, so a
+    packable mix it misses counts as dearer than it is, never cheaper.
+    """
+
+    def __init__(self, problem: PlacementProblem, exact_time_limit_s: float = 1.0):
+        self.problem = problem
+        self.exact_time_limit_s = exact_time_limit_s
+        self._extra: dict[tuple, float] = {}
+
+    def extra_cost(self, node_counts: Sequence[int], replica_counts: Sequence[int]) -> float:
+        """Hourly cost of the extra nodes; infinite if some replica finds no node at all."""
+        total = 0.0
+        for group_index, group in enumerate(self.problem.groups):
+            if not needs_packing_check(self.problem, group_index, replica_counts):
+                continue
+            members = self.problem.candidates_of_group[group_index]
+            key = (group_index, node_counts[group_index], tuple(replica_counts[c] for c in members))
+            if key not in self._extra:
+                packed = assign_group(
+                    self.problem, group_index, node_counts[group_index], replica_counts, self.exact_time_limit_s
+                )
+                self._extra[key] = math.inf if packed.unpacked else packed.extra_nodes * group.node_hourly_cost
+            total += self._extra[key]
+        return total
+
+
+def needs_packing_check(problem: PlacementProblem, group_index: int, replica_counts: Sequence[int]) -> bool:
+    """Whether the group's packing can need more nodes than the optimiser counted (only spread=node can)."""
+    return any(
+        replica_counts[c] and problem.deployments[problem.candidates[c].model].spread == Spread.node
+        for c in problem.candidates_of_group[group_index]
+    )
+
+
+def assign_group(
+    problem: PlacementProblem,
+    group_index: int,
+    node_count: int,
+    replica_counts: Sequence[int],
+    exact_time_limit_s: float = EXACT_PACKING_TIME_LIMIT_S,
+) -> Assignment:
+    """One group's packing: the heuristics in turn, then the exact packer if none fits the node count."""
+    best: Assignment | None = None
+    for _, spread_first, balance in STRATEGIES:
+        attempt = _pack_group(problem, group_index, node_count, replica_counts, spread_first, balance)
+        if best is None or (len(attempt.unpacked), attempt.extra_nodes) < (len(best.unpacked), best.extra_nodes):
+            best = attempt
+        if not attempt.extra_nodes and not attempt.unpacked:
+            return attempt
+    exact = _pack_group_exactly(problem, group_index, node_count, replica_counts, exact_time_limit_s)
+    return exact if exact is not None else best
 
 
 def _pack_group(
@@ -133,7 +184,8 @@ def _pack_group(
 
 
 def _pack_group_exactly(
-    problem: PlacementProblem, group_index: int, node_count: int, replica_counts: Sequence[int]
+    problem: PlacementProblem, group_index: int, node_count: int, replica_counts: Sequence[int],
+    time_limit_s: float = EXACT_PACKING_TIME_LIMIT_S,
 ) -> Assignment | None:
     """Replica-to-node assignment by CP-SAT within the group's node count; None if none is found in time.
 
@@ -168,7 +220,7 @@ def _pack_group_exactly(
         if replicas[i] == replicas[i - 1]:
             cp.add(sum(n * on[i][n] for n in range(node_count)) >= sum(n * on[i - 1][n] for n in range(node_count)))
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = EXACT_PACKING_TIME_LIMIT_S
+    solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
     if solver.solve(cp) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):

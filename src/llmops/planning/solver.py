@@ -30,14 +30,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ortools.linear_solver import pywraplp
 
 from llmops.catalog import ModelArchitecture
 
-from .assignment import Assignment, assign_replicas
+from .assignment import Assignment, PackingCost, assign_replicas
 from .bounds import fractional_gpu_cost_floor, model_gpu_cost_floor, relaxation_lower_bound, solve_relaxation
 from .formulation import (
     COST_UNITS_PER_DOLLAR,
@@ -157,6 +157,13 @@ def solve_with_report(fleet: Fleet, models: ModelsFile, time_limit_s: float = 30
     report.lower_bounds["per_model_gpu_cost"] = sum(floors.values()) / COST_UNITS_PER_DOLLAR
 
     solution: Solution | None = None
+    # Plans are compared by what they cost once packed onto nodes (the counted nodes plus any the
+    # packing has to add for spread=node), the cost the plan will report.
+    packing = PackingCost(problem)
+
+    def packed_cost(candidate: Solution) -> float:
+        return _node_cost(problem, candidate) + packing.extra_cost(candidate.node_counts, candidate.replica_counts)
+
     relaxation = solve_relaxation(problem, placeable, floors) if placeable else (0.0, [])
     if relaxation is not None:
         report.lower_bounds["relaxation"] = relaxation[0]
@@ -168,13 +175,13 @@ def solve_with_report(fleet: Fleet, models: ModelsFile, time_limit_s: float = 30
             )
             if start is not None
         ]
-        start = min(starts, key=lambda s: _node_cost(problem, s)) if starts else None
+        start = min(starts, key=packed_cost) if starts else None
         search = len(placeable) >= LNS_MIN_MODELS
         if placeable and not (start is not None and len(placeable) >= SEARCH_ONLY_MODELS):
             restricted = _relaxation_support_start(
                 problem, placeable, floors, relaxation[1], start, deadline, report, starts
             )
-            if restricted is not None and (start is None or _node_cost(problem, restricted) < _node_cost(problem, start)):
+            if restricted is not None and (start is None or packed_cost(restricted) < packed_cost(start)):
                 start = restricted
         # With a start and many models the search improves faster than the full model, which
         # stalls near its start: it goes straight to the search and runs once, for its bound, after.
@@ -183,14 +190,15 @@ def solve_with_report(fleet: Fleet, models: ModelsFile, time_limit_s: float = 30
             solution = start
         else:
             solution = _serve_everything(
-                problem, placeable, floors, start, deadline, report, share=FIRST_MIP_SHARE if search else 0.9
-            )
+                problem, placeable, floors, start, deadline, report, packed_cost,
+                share=FIRST_MIP_SHARE if search else 0.9,
+            )  # fmt: skip
         if search and solution is not None and not solution.optimal:
             # Not proven optimal in its share: search neighbourhoods of the incumbent, then give the
             # full model the rest from the improved plan (for the bound, and any last improvement).
-            better = _improve_by_neighbourhoods(problem, placeable, floors, solution, deadline, report)
-            if direct or _node_cost(problem, better) < _node_cost(problem, solution) - 1e-9:
-                final = _serve_everything(problem, placeable, floors, better, deadline, report)
+            better = _improve_by_neighbourhoods(problem, placeable, floors, solution, deadline, report, packed_cost)
+            if direct or packed_cost(better) < packed_cost(solution) - 1e-9:
+                final = _serve_everything(problem, placeable, floors, better, deadline, report, packed_cost)
                 if final is not None:
                     bounds = [b for b in (solution.mip_bound_per_hour, final.mip_bound_per_hour) if b is not None]
                     final.mip_bound_per_hour = max(bounds) if bounds else None
@@ -451,6 +459,7 @@ def _improve_by_neighbourhoods(
     incumbent: Solution,
     deadline: float,
     report: SolverReport,
+    packed_cost: Callable[[Solution], float],
 ) -> Solution:
     """Large neighbourhood search: repeatedly free some replicas (all node counts stay free), fix
     every other replica at the incumbent, and let SCIP re-optimise that small MIP from the
@@ -469,7 +478,7 @@ def _improve_by_neighbourhoods(
     started = time.monotonic()
     stop = started + (deadline - started) * LNS_SHARE
     rng = random.Random(len(problem.candidates))
-    best, best_cost = incumbent, _node_cost(problem, incumbent)
+    best, best_cost = incumbent, packed_cost(incumbent)
     structure = _SearchStructure.of(problem, placeable)
     kinds = [kind for kind in NEIGHBOURHOODS if kind != "backups" or structure.backup_models]
     initial_size = max(4, round(LNS_FREE_SHARE * len(placeable)))
@@ -503,6 +512,9 @@ def _improve_by_neighbourhoods(
             candidate = _extract(model, placeable, stage)
             # Compared in dollars: the objective is in rounded cost units.
             cost = _node_cost(problem, candidate)
+            # The counted nodes are a floor of the packed cost: pack only a plan that may be cheaper.
+            if cost < best_cost - 1e-6:
+                cost = packed_cost(candidate)
             if cost < best_cost - 1e-6:
                 candidate.optimal, candidate.mip_bound_per_hour = False, None
                 gain = best_cost - cost
@@ -519,7 +531,7 @@ def _improve_by_neighbourhoods(
             None,
             time.monotonic() - started,
             f"{rounds} rounds, {improved} improvements ({by_kind}), "
-            f"{_node_cost(problem, incumbent):.2f} -> {best_cost:.2f} $/h",
+            f"{packed_cost(incumbent):.2f} -> {best_cost:.2f} $/h",
         )
     )
     return best
@@ -614,6 +626,7 @@ def _serve_everything(
     start: Solution | None,
     deadline: float,
     report: SolverReport,
+    packed_cost: Callable[[Solution], float] | None = None,
     share: float = 0.9,
 ) -> Solution | None:
     if not placeable:
@@ -630,7 +643,8 @@ def _serve_everything(
         # The warm start is a valid plan that serves everything; keep it rather than give up.
         return start
     solution = _extract(model, placeable, stage)
-    if start is not None and _node_cost(problem, start) < _node_cost(problem, solution) - 1e-9:
+    cost = packed_cost or (lambda candidate: _node_cost(problem, candidate))
+    if start is not None and cost(start) < cost(solution) - 1e-9:
         # The solver may stop before it has even repaired the start into an incumbent.
         start.mip_bound_per_hour = solution.mip_bound_per_hour
         return start
