@@ -5,13 +5,13 @@ the bundle's kubectl (exec, logs and drain need it): a Deployment across both wo
 traffic between nodes, a ClusterIP Service, and a drain held back by a PodDisruptionBudget.
 """
 
-import json
 import os
 import pathlib
 import subprocess
 import time
 
 import pytest
+from kube_bundle import kubectl_path
 from kubernetes import client, config
 
 testinfra_hosts = ["kubernetes-control"]
@@ -22,14 +22,7 @@ WORKERS = ["kubernetes-worker-1", "kubernetes-worker-2"]
 IMAGE = "localhost/llmops/busybox-httpd:1"
 
 
-def _bundle():
-    path = os.environ.get("LLMOPS_KUBE_BUNDLE") or (
-        pathlib.Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".cache/kubernetes-1.20.2/bundle.json"
-    )
-    return json.loads(pathlib.Path(path).read_text())
-
-
-KUBECTL = next(b["path"] for b in _bundle()["binaries"] if b["name"] == "kubectl")
+KUBECTL = kubectl_path()
 
 
 def kubectl(*args, check=True, stdin=None, timeout=120):

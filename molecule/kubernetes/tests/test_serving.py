@@ -8,7 +8,6 @@ skips without a lab. Prometheus is not part of this scenario (the prometheus sce
 live pod-discovery test cover scraping).
 """
 
-import json
 import os
 import pathlib
 import sys
@@ -16,6 +15,7 @@ import urllib.parse
 
 import pytest
 import yaml
+from kube_bundle import kubectl_path
 
 EPHEMERAL = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 PROJECT = pathlib.Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
@@ -32,11 +32,6 @@ from test_live_lab_kubernetes import (  # noqa: E402,F401  (collected here, with
 )
 
 
-def _bundle() -> dict:
-    path = os.environ.get("LLMOPS_KUBE_BUNDLE") or PROJECT / ".cache/kubernetes-1.20.2/bundle.json"
-    return json.loads(pathlib.Path(path).read_text())
-
-
 @pytest.fixture(scope="module")
 def lab():
     from kubernetes import client, config
@@ -48,7 +43,7 @@ def lab():
     gateway = urllib.parse.urlsplit(server).hostname
     cluster = {
         "kubeconfig": str(kubeconfig),
-        "kubectl": next(b["path"] for b in _bundle()["binaries"] if b["name"] == "kubectl"),
+        "kubectl": kubectl_path(),
         "openai_base_url": f"http://{gateway}:8080/v1",
         "tenants": {"team-a": {"api_key": (EPHEMERAL / "gateway-key-team-a").read_text().split()[0],
                                "models": ["smollm2-135m"]}},
