@@ -154,12 +154,20 @@ def test_spread_node_packing_finds_room_without_extra_nodes():
     assert len({p.node for p in assignment.placements}) == 2
 
 
-def test_exact_packer_honours_spread_within_the_node_count_or_says_it_cannot():
-    fleet, models = inputs([pool("h100", gpus=4, max_nodes=3)], [model("anti", min_replicas=3, spread="node", rps=0.1)])
+def _spread_node_tp1_replicas(max_nodes: int, replicas: int):
+    """A 4-GPU H100 pool of `max_nodes` and `replicas` TP1 replicas of one spread=node model."""
+    fleet, models = inputs(
+        [pool("h100", gpus=4, max_nodes=max_nodes)], [model("anti", min_replicas=2, spread="node", rps=0.1)]
+    )
     problem = build_problem(fleet, models)
     tp1 = next(c for c in problem.candidates_of_model[0] if problem.candidates[c].tensor_parallel == 1)
     counts = [0] * len(problem.candidates)
-    counts[tp1] = 3
+    counts[tp1] = replicas
+    return problem, counts
+
+
+def test_exact_packer_honours_spread_within_the_node_count_or_says_it_cannot():
+    problem, counts = _spread_node_tp1_replicas(max_nodes=3, replicas=3)
     packed = _pack_group_exactly(problem, 0, 3, counts)
     assert packed is not None and sorted(p.node for p in packed.placements) == ["h100-0", "h100-1", "h100-2"]
     assert all(p.gpu_indices == (0,) for p in packed.placements)
@@ -168,22 +176,14 @@ def test_exact_packer_honours_spread_within_the_node_count_or_says_it_cannot():
 
 def test_packing_cost_counts_the_nodes_a_spread_mix_adds_beyond_the_counted_ones():
     # The search compares plans by this: three spread=node replicas counted on two nodes need a third.
-    fleet, models = inputs([pool("h100", gpus=4, max_nodes=3)], [model("anti", min_replicas=3, spread="node", rps=0.1)])
-    problem = build_problem(fleet, models)
-    tp1 = next(c for c in problem.candidates_of_model[0] if problem.candidates[c].tensor_parallel == 1)
-    counts = [0] * len(problem.candidates)
-    counts[tp1] = 3
+    problem, counts = _spread_node_tp1_replicas(max_nodes=3, replicas=3)
     packing = PackingCost(problem)
     node_cost = problem.groups[0].node_hourly_cost
     assert packing.extra_cost([2], counts) == pytest.approx(node_cost)
     assert packing.extra_cost([3], counts) == 0.0
     assert packing.extra_cost([2], counts) == pytest.approx(node_cost)  # memoised, same answer
     # Without a free node left in the pool, the mix cannot be packed at all.
-    fleet, models = inputs([pool("h100", gpus=4, max_nodes=2)], [model("anti", min_replicas=2, spread="node", rps=0.1)])
-    problem = build_problem(fleet, models)
-    tp1 = next(c for c in problem.candidates_of_model[0] if problem.candidates[c].tensor_parallel == 1)
-    counts = [0] * len(problem.candidates)
-    counts[tp1] = 3
+    problem, counts = _spread_node_tp1_replicas(max_nodes=2, replicas=3)
     assert PackingCost(problem).extra_cost([2], counts) == math.inf
 
 
