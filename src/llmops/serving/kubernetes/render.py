@@ -467,7 +467,7 @@ def _tenant_objects(
     problems = []
     planned_gpus = sum(w.planned * w.tensor_parallel for w in workloads)
     # Undeclared quotas follow the autoscaling maximum plus one replacement replica per workload.
-    quota_gpus = sum((w.max_replicas + 1) * w.tensor_parallel for w in workloads)
+    quota_gpus = sum((_peak_pods(w) + _replacement_pods(w)) * w.gpus_per_pod for w in workloads)
     if tenant_quota is not None and planned_gpus > tenant_quota:
         problems.append(
             f"tenants.{namespace}.gpu_quota: {tenant_quota} GPUs, but the plan gives the tenant {planned_gpus}"
