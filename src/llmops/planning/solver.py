@@ -626,7 +626,7 @@ def _serve_everything(
     start: Solution | None,
     deadline: float,
     report: SolverReport,
-    packed_cost: Callable[[Solution], float] | None = None,
+    packed_cost: Callable[[Solution], float],
     share: float = 0.9,
 ) -> Solution | None:
     if not placeable:
@@ -643,8 +643,7 @@ def _serve_everything(
         # The warm start is a valid plan that serves everything; keep it rather than give up.
         return start
     solution = _extract(model, placeable, stage)
-    cost = packed_cost or (lambda candidate: _node_cost(problem, candidate))
-    if start is not None and cost(start) < cost(solution) - 1e-9:
+    if start is not None and packed_cost(start) < packed_cost(solution) - 1e-9:
         # The solver may stop before it has even repaired the start into an incumbent.
         start.mip_bound_per_hour = solution.mip_bound_per_hour
         return start
